@@ -1,0 +1,1 @@
+"""`rbee-hive`: one per machine; model catalog, devices, workers and heartbeats."""

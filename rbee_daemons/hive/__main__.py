@@ -1,0 +1,3 @@
+from rbee_daemons.hive.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""The hive's heartbeat: a POST to the queen every second with devices, models and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_SECONDS = 1.0
+
+
+async def run_heartbeats(
+    queen_url: str,
+    build_payload: Callable[[], Any],
+    refresh: Callable[[httpx.AsyncClient], Any],
+    interval: float = HEARTBEAT_INTERVAL_SECONDS,
+) -> None:
+    """Send heartbeats forever; log only when the queen's reachability changes."""
+    url = queen_url.rstrip("/") + "/v1/hive-heartbeat"
+    reachable: bool | None = None
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while True:
+            await refresh(client)
+            try:
+                response = await client.post(url, json=build_payload())
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                if reachable is not False:
+                    logger.warning("Heartbeat to %s failed: %s; retrying every %.0f s",
+                                   url, exc, interval)
+                reachable = False
+            else:
+                if reachable is not True:
+                    logger.info("Heartbeats reach the queen at %s", queen_url)
+                reachable = True
+            await asyncio.sleep(interval)

@@ -1,0 +1,1 @@
+"""`queen-rbee`: the orchestrator; jobs, hive registry, scheduling and the token relay."""

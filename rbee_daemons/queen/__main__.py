@@ -1,0 +1,3 @@
+from rbee_daemons.queen.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,191 @@
+"""The queen's HTTP API and the operations it runs as jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from rbee_daemons import __version__
+from rbee_daemons.errors import InvalidRequestError, NoCapacityError, RbeeError
+from rbee_daemons.http import error_response, read_json_object, response_for_error
+from rbee_daemons.jobs import JobRegistry
+from rbee_daemons.jobserver import JobServer, OperationHandler
+from rbee_daemons.narration import narrate
+from rbee_daemons.operations import (
+    HIVE_OPERATIONS,
+    InferOperation,
+    Operation,
+    QueenCheckOperation,
+    validation_message,
+)
+from rbee_daemons.queen.hive_client import run_hive_job
+from rbee_daemons.queen.registry import Heartbeat, HiveRecord, HiveRegistry
+from rbee_daemons.queen.relay import relay_completion
+from rbee_daemons.queen.scheduler import Scheduler
+
+logger = logging.getLogger(__name__)
+
+MAX_HEARTBEAT_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class QueenSettings:
+    host: str = "127.0.0.1"
+    port: int = 7833
+
+
+class Queen:
+    def __init__(self, settings: QueenSettings) -> None:
+        self.settings = settings
+        self.registry = HiveRegistry()
+        self.jobs = JobRegistry()
+        # Pooled connections to hives and workers; no overall timeout because token streams
+        # last as long as generation does. Each call sets its own connect and read timeouts.
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, read=None),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+        )
+        self.scheduler = Scheduler(self.registry, self.client)
+        handlers = {
+            "status": OperationHandler(self.status),
+            "queen_check": OperationHandler(self.queen_check),
+            "infer": OperationHandler(self.infer, cancel_on_disconnect=True),
+        }
+        for name in HIVE_OPERATIONS:
+            handlers[name] = OperationHandler(self.forward_to_hive)
+        self.job_server = JobServer(self.jobs, handlers)
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/health", self.health, methods=["GET"]),
+            Route("/v1/hive-heartbeat", self.hive_heartbeat, methods=["POST"]),
+            Route("/v1/hives", self.list_hives, methods=["GET"]),
+            *self.job_server.routes(),
+        ]
+        return Starlette(routes=routes, lifespan=self.lifespan)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        narrate(
+            "queen_start",
+            f"Queen is listening on http://{self.settings.host}:{self.settings.port}.",
+            cute="👑 The queen is awake and holding court!",
+            story='"Bring me your hives," said the queen, settling onto her throne.',
+            host=self.settings.host,
+            port=self.settings.port,
+        )
+        try:
+            yield
+        finally:
+            await self.jobs.shutdown()
+            await self.client.aclose()
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    async def hive_heartbeat(self, request: Request) -> Response:
+        try:
+            body = await read_json_object(request, MAX_HEARTBEAT_BYTES)
+            heartbeat = Heartbeat.model_validate(body)
+        except RbeeError as exc:
+            return response_for_error(exc)
+        except ValidationError as exc:
+            return error_response(400, validation_message(exc), "invalid_request_error")
+        if self.registry.record(heartbeat):
+            narrate(
+                "queen_hive_joined",
+                f"Hive {heartbeat.hive_id} joined from {heartbeat.url}.",
+                cute=f"🐝 Hive {heartbeat.hive_id} buzzed in to say hello!",
+                story=f'"Welcome, {heartbeat.hive_id}," said the queen.',
+                hive_id=heartbeat.hive_id,
+                url=heartbeat.url,
+            )
+        return JSONResponse({"ok": True, "version": __version__})
+
+    async def list_hives(self, request: Request) -> Response:
+        return JSONResponse({"hives": [hive.describe() for hive in self.registry.hives.values()]})
+
+    async def status(self, operation: Operation) -> dict[str, Any]:
+        hives = [hive.describe() for hive in self.registry.hives.values()]
+        workers = self.registry.workers()
+        models = self.registry.models()
+        narrate(
+            "queen_status",
+            f"{len(hives)} hives, {len(workers)} workers, {len(models)} models.",
+            cute=f"👑 Counting the kingdom: {len(hives)} hives and {len(workers)} workers!",
+            story=f'"{len(hives)} hives answer to me," mused the queen.',
+        )
+        running = sum(1 for job in self.jobs.list() if not job.finished)
+        return {"hives": hives, "workers": workers, "models": models, "running_jobs": running}
+
+    async def queen_check(self, operation: QueenCheckOperation) -> dict[str, Any]:
+        narrate(
+            "queen_check",
+            f"Queen {__version__} is healthy; {len(self.registry.online())} hives online.",
+            cute="👑 The queen is fit as a fiddle!",
+            story='"I am well," said the queen, "and my hives are near."',
+        )
+        return {"version": __version__, "hives_online": len(self.registry.online())}
+
+    async def infer(self, operation: InferOperation) -> dict[str, Any]:
+        narrate(
+            "queen_infer",
+            f"Scheduling an inference on {operation.model} for up to {operation.max_tokens} "
+            "tokens.",
+            cute=f"👑 A prompt for {operation.model}! Let's find a busy bee.",
+            story=f'"Who will answer this prompt?" asked the queen, looking at {operation.model}.',
+            model=operation.model,
+            max_tokens=operation.max_tokens,
+        )
+        target = await self.scheduler.acquire(operation)
+        try:
+            result = await relay_completion(self.client, target, operation)
+        finally:
+            self.scheduler.release(target)
+        narrate(
+            "queen_infer_done",
+            f"Inference finished: {result['tokens']} tokens from worker {target.worker_id}, "
+            f"finish reason {result['finish_reason']}.",
+            cute=f"👑✨ All {result['tokens']} tokens delivered!",
+            story=f'"Well done, {target.worker_id}," said the queen.',
+            worker_id=target.worker_id,
+            tokens=result["tokens"],
+        )
+        return {"model": operation.model, "hive_id": target.hive_id,
+                "worker_id": target.worker_id, **result}
+
+    async def forward_to_hive(self, operation: Operation) -> Any:
+        hive = self._resolve_hive(getattr(operation, "hive_id", None))
+        body = operation.model_dump(exclude_none=True)
+        body["hive_id"] = hive.hive_id
+        return await run_hive_job(self.client, hive.hive_id, hive.url, body)
+
+    def _resolve_hive(self, hive_id: str | None) -> HiveRecord:
+        if hive_id is not None:
+            hive = self.registry.get(hive_id)
+            if hive is None:
+                raise InvalidRequestError(
+                    f"Hive {hive_id!r} is not known to this queen; list hives with "
+                    "`rbee --no-tui status`."
+                )
+            if hive.state() == "offline":
+                raise NoCapacityError(f"Hive {hive_id!r} is offline (last heartbeat "
+                                      f"{hive.age():.0f} s ago).")
+            return hive
+        online = self.registry.online()
+        if len(online) == 1:
+            return online[0]
+        if not online:
+            raise NoCapacityError("No hive is online; start one with `rbee --no-tui hive start`.")
+        names = ", ".join(sorted(hive.hive_id for hive in online))
+        raise InvalidRequestError(f"Several hives are online ({names}); set hive_id to one.")

@@ -1,0 +1,58 @@
+"""Server-sent events framing for job streams."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.responses import StreamingResponse
+
+from rbee_daemons import events
+
+# Headers every SSE response carries, so proxies such as nginx do not buffer the stream.
+SSE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+    "Connection": "keep-alive",
+}
+PING = ": ping\n\n"
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def frame(data: str, *, event_id: int | None = None, event: str | None = None) -> str:
+    """Frame one SSE message; multi-line `data` becomes several `data:` lines."""
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    if event is not None:
+        lines.append(f"event: {event}")
+    lines.extend(f"data: {line}" for line in data.split("\n"))
+    return "\n".join(lines) + "\n\n"
+
+
+def frame_event(event: events.Event) -> str:
+    """Frame a job event with its sequence number as the SSE id."""
+    return frame(dumps(event), event_id=event["seq"])
+
+
+def frame_end(event: events.Event) -> str:
+    """Frame the end marker (`[DONE]`, `[ERROR] ...`, `[CANCELLED]`) for a terminal event."""
+    return frame(events.end_marker(event).replace("\n", " "))
+
+
+def parse_last_event_id(value: str | None) -> int:
+    """Return the sequence number from a `Last-Event-ID` value; 0 when absent or invalid."""
+    if value is None:
+        return 0
+    try:
+        return max(int(value.strip()), 0)
+    except ValueError:
+        return 0
+
+
+def event_stream_response(body: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)

@@ -1,0 +1,3 @@
+from rbee_daemons.worker.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from rbee_tui.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The headless keeper, `rbee --no-tui`: stdout is data, stderr is narration and diagnostics."""

@@ -1,0 +1,103 @@
+"""A synchronous client of the queen's job API, with SSE reconnects via `Last-Event-ID`."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from httpx_sse import connect_sse
+
+from rbee_daemons.errors import DaemonError, InvalidRequestError, RbeeError
+
+TERMINAL_TYPES = ("done", "error", "cancelled")
+RECONNECT_ATTEMPTS = 5
+
+
+class QueenClient:
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> QueenClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def is_healthy(self) -> bool:
+        try:
+            return self.http.get("/health", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def hives(self) -> list[dict[str, Any]]:
+        response = self._request("GET", "/v1/hives")
+        return list(response.json()["hives"])
+
+    def submit(self, operation: dict[str, Any]) -> str:
+        """Submit a job and return its id; raise InvalidRequestError on a 400."""
+        response = self._request("POST", "/v1/jobs", json=operation)
+        return str(response.json()["job_id"])
+
+    def cancel(self, job_id: str) -> None:
+        self._request("DELETE", f"/v1/jobs/{job_id}", timeout=5.0)
+
+    def follow(self, job_id: str) -> Iterator[dict[str, Any]]:
+        """Yield the job's events until its terminal event, reconnecting after a drop."""
+        last_seq = 0
+        failures = 0
+        while True:
+            headers = {"Last-Event-ID": str(last_seq)} if last_seq else {}
+            try:
+                with connect_sse(
+                    self.http, "GET", f"/v1/jobs/{job_id}/stream", headers=headers,
+                    timeout=httpx.Timeout(10.0, read=None),
+                ) as source:
+                    if source.response.status_code != 200:
+                        source.response.read()
+                        raise _error_from(source.response, f"streaming job {job_id}")
+                    for message in source.iter_sse():
+                        if message.data.startswith("["):
+                            continue
+                        event = json.loads(message.data)
+                        last_seq = int(event.get("seq", last_seq))
+                        failures = 0
+                        yield event
+                        if event.get("type") in TERMINAL_TYPES:
+                            return
+            except httpx.TransportError as exc:
+                failures += 1
+                if failures > RECONNECT_ATTEMPTS:
+                    raise DaemonError(
+                        f"Lost the event stream of job {job_id} at {self.base_url}: {exc}; "
+                        f"follow it again with `rbee --no-tui jobs follow {job_id}`."
+                    ) from exc
+                time.sleep(min(0.2 * 2**failures, 3.0))
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise DaemonError(
+                f"The queen did not answer at {self.base_url}: {exc or type(exc).__name__}; "
+                "start it with `rbee --no-tui queen start`."
+            ) from exc
+        if response.status_code >= 400:
+            raise _error_from(response, f"{method} {path}")
+        return response
+
+
+def _error_from(response: httpx.Response, what: str) -> RbeeError:
+    try:
+        message = str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        message = f"HTTP {response.status_code} for {what}"
+    if response.status_code == 400:
+        return InvalidRequestError(message)
+    return RbeeError(message)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test check lint bench clean
+.PHONY: run test lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,14 +15,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/rbee $(ARGS)
 
+# Lint and type checks first: they take seconds and fail fast.
 test: $(STAMP)
+	$(BIN)/ruff check rbee_daemons rbee_tui tests
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check rbee_daemons rbee_tui tests
 	$(BIN)/mypy
-
-check: lint test
 
 clean:
 	rm -rf $(VENV)

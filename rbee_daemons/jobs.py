@@ -19,6 +19,7 @@ from typing import Any
 
 from rbee_daemons import events
 from rbee_daemons.errors import NotFoundError, RbeeError
+from rbee_daemons.events import Event
 from rbee_daemons.narration import job_context
 from rbee_daemons.redact import redact_text, redact_value
 
@@ -58,7 +59,7 @@ class Job:
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None
-    events: list[events.Event] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     subscribers: int = 0
     finished_monotonic: float | None = None
@@ -69,7 +70,7 @@ class Job:
     def finished(self) -> bool:
         return self.state in FINISHED_STATES
 
-    def emit(self, event: events.Event) -> events.Event:
+    def emit(self, event: Event) -> Event:
         """Append `event` to the log with the next sequence number and wake subscribers."""
         if self.events and events.is_terminal(self.events[-1]):
             logger.warning("Dropped %s event for finished job %s", event.get("type"), self.job_id)
@@ -87,7 +88,7 @@ class Job:
 
     async def follow(
         self, after_seq: int = 0, ping_interval: float = 15.0
-    ) -> AsyncIterator[events.Event | None]:
+    ) -> AsyncIterator[Event | None]:
         """Yield events with `seq > after_seq` until the terminal one.
 
         Yields `None` when nothing happened for `ping_interval` seconds, so the caller can
@@ -202,7 +203,8 @@ class JobRegistry:
                 result = await handler()
             except asyncio.CancelledError:
                 message = job._cancel_message or "Cancelled."
-                self._finish(job, JobState.CANCELLED, {"type": events.CANCELLED, "message": message})
+                cancelled = {"type": events.CANCELLED, "message": message}
+                self._finish(job, JobState.CANCELLED, cancelled)
             except RbeeError as exc:
                 self._fail(job, exc.message, exc.code)
             except Exception as exc:
@@ -218,7 +220,7 @@ class JobRegistry:
         job.error = message
         self._finish(job, JobState.FAILED, {"type": events.ERROR, "message": message, "code": code})
 
-    def _finish(self, job: Job, state: JobState, terminal: events.Event) -> None:
+    def _finish(self, job: Job, state: JobState, terminal: Event) -> None:
         job.emit(terminal)
         job.state = state
         job.finished_at = events.utc_timestamp()

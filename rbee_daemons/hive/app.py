@@ -198,9 +198,10 @@ class Hive:
             entry = await asyncio.to_thread(self.catalog.get, entry.id)
             path = Path(entry.path)
             bundled = entry.source == default_model.SOURCE
-            if path.is_file():
+            size = await asyncio.to_thread(_file_size, path)
+            if size is not None:
                 # A bundled file is trusted once its sha256 was verified at this size.
-                verified = entry.sha256 is not None and path.stat().st_size == entry.size
+                verified = entry.sha256 is not None and size == entry.size
                 if not bundled or verified:
                     return path
             elif not bundled:
@@ -230,3 +231,11 @@ class Hive:
             size=size,
         )
         return path
+
+
+def _file_size(path: Path) -> int | None:
+    """Return the size of a regular file, or None when there is none at `path`."""
+    try:
+        return path.stat().st_size if path.is_file() else None
+    except OSError:
+        return None

@@ -17,7 +17,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="rbee-hive",
         description="Manage this machine's models and workers and report to a queen.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default: %(default)s).")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="Address to bind (default: %(default)s)."
+    )
     parser.add_argument("--port", type=int, default=7835, help="TCP port (default: %(default)s).")
     parser.add_argument(
         "--queen-url",

@@ -146,15 +146,7 @@ class WorkerManager:
             "--model-path", str(model_path), "--model-id", model_id,
             "--worker-id", worker_id, "--host", self.host, "--port", str(port),
         ]
-        with log_path.open("ab") as log_file:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+        process = await asyncio.to_thread(_start_process, command, log_path)
         worker = WorkerProcess(worker_id, model_id, port, self.host, log_path, process)
         self.workers[worker_id] = worker
         try:
@@ -267,6 +259,19 @@ class WorkerManager:
     async def stop_all(self) -> None:
         await asyncio.gather(
             *(self.stop(worker_id) for worker_id in list(self.workers)), return_exceptions=True
+        )
+
+
+def _start_process(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a worker in its own process group with stdout and stderr in its log file."""
+    with log_path.open("ab") as log_file:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
 

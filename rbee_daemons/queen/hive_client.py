@@ -46,7 +46,8 @@ async def _relay(client: httpx.AsyncClient, hive_id: str, hive_url: str, job_id:
     result: Any = None
     url = f"{hive_url}/v1/jobs/{job_id}/stream"
     try:
-        async with aconnect_sse(client, "GET", url, timeout=httpx.Timeout(10.0, read=None)) as source:
+        timeout = httpx.Timeout(10.0, read=None)
+        async with aconnect_sse(client, "GET", url, timeout=timeout) as source:
             async for message in source.aiter_sse():
                 if message.data.startswith("["):
                     continue

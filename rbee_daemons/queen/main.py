@@ -17,7 +17,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="queen-rbee",
         description="Orchestrate hives and workers; serve jobs and the inference API.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default: %(default)s).")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="Address to bind (default: %(default)s)."
+    )
     parser.add_argument("--port", type=int, default=7833, help="TCP port (default: %(default)s).")
     return parser.parse_args(argv)
 

@@ -88,7 +88,7 @@ class Scheduler:
         narrate(
             "queen_schedule",
             f"Starting a worker for {operation.model} on hive {hive.hive_id}: {reason}.",
-            cute=f"👑 No worker for {operation.model} yet, asking hive {hive.hive_id} to hatch one!",
+            cute=f"👑 No worker for {operation.model} yet; hive {hive.hive_id}, hatch one!",
             story=(
                 f'"We need a worker for {operation.model}," said the queen. '
                 f'"Hive {hive.hive_id}, you have room."'

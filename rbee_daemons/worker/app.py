@@ -140,12 +140,11 @@ class Worker:
         cancelled = threading.Event()
         request = completion.generation()
         self.in_flight += 1
+        def on_token(text: str) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, ("token", text))
+
         future = loop.run_in_executor(
-            self.executor,
-            self.engine.generate,
-            request,
-            lambda text: loop.call_soon_threadsafe(queue.put_nowait, ("token", text)),
-            cancelled,
+            self.executor, self.engine.generate, request, on_token, cancelled
         )
         future.add_done_callback(lambda done: queue.put_nowait(("end", done)))
         try:

@@ -34,7 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model-path", required=True, type=Path, help="GGUF file to load.")
     parser.add_argument("--model-id", required=True, help="Model id reported to clients.")
     parser.add_argument("--worker-id", required=True, help="Id the hive gave this worker.")
-    parser.add_argument("--host", default="127.0.0.1", help="Address to bind (default: %(default)s).")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="Address to bind (default: %(default)s)."
+    )
     parser.add_argument("--port", type=int, required=True, help="TCP port to bind.")
     parser.add_argument("--ctx-size", type=int, default=4096, help="Context size in tokens.")
     parser.add_argument(
@@ -81,7 +83,7 @@ async def load_model(worker: Worker, server: uvicorn.Server) -> None:
         "worker_ready",
         f"Loaded {model_name} in {seconds:.2f} s; ready on port {server.config.port}.",
         cute=f"🍯 {model_name} is loaded and warm, buzzing on port {server.config.port}!",
-        story=f'"Loaded and warm," said the worker. "Send me your prompts."',
+        story='"Loaded and warm," said the worker. "Send me your prompts."',
         model=model_name,
         load_seconds=round(seconds, 3),
         port=server.config.port,

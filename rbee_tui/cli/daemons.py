@@ -130,7 +130,7 @@ def stop(spec: DaemonSpec) -> int | None:
     if process is None:
         spec.pid_file.unlink(missing_ok=True)
         return None
-    pid = process.pid
+    pid: int = process.pid
     _signal_group(pid, signal.SIGTERM)
     try:
         process.wait(timeout=STOP_TIMEOUT_SECONDS)

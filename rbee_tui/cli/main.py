@@ -195,12 +195,12 @@ class Keeper:
             pid = daemons.start(spec)
             print(f"Started {which} at {spec.url} (pid {pid}).", file=sys.stderr)
             return EXIT_OK
-        pid = daemons.stop(spec)
-        if pid is None:
+        stopped = daemons.stop(spec)
+        if stopped is None:
             print(f"No local {which} is running (no live pid in {spec.pid_file}).",
                   file=sys.stderr)
         else:
-            print(f"Stopped {which} (pid {pid}).", file=sys.stderr)
+            print(f"Stopped {which} (pid {stopped}).", file=sys.stderr)
         return EXIT_OK
 
 

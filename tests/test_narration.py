@@ -244,7 +244,11 @@ def test_redact_url_without_password_unchanged() -> None:
 
 
 def test_redact_pem_private_key() -> None:
-    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\nAAAA\n-----END OPENSSH PRIVATE KEY-----"
+    key = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        "b3BlbnNzaC1rZXk\nAAAA\n"
+        "-----END OPENSSH PRIVATE KEY-----"
+    )
     text = redact_text(f"key:\n{key}\ndone")
 
     assert "b3BlbnNzaC1rZXk" not in text

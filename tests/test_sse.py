@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
-from helpers import parse_sse_body
-from httpx_sse._decoders import SSEDecoder
+from httpx_sse import EventSource
 
 from rbee_daemons import events, sse
+from tests.helpers import parse_sse_body
 
 
 def decode_with_httpx_sse(body: str) -> list[tuple[str, str]]:
-    """Decode `body` with httpx_sse's line decoder and return (id, data) per message."""
-    decoder = SSEDecoder()
-    decoded = []
-    for line in body.splitlines():
-        message = decoder.decode(line)
-        if message is not None:
-            decoded.append((message.id, message.data))
-    return decoded
+    """Decode `body` with httpx_sse and return (id, data) per message."""
+    response = httpx.Response(
+        200, headers={"content-type": "text/event-stream"}, content=body.encode()
+    )
+    return [(message.id, message.data) for message in EventSource(response).iter_sse()]
 
 
 def test_frame_data_only() -> None:

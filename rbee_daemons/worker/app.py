@@ -130,7 +130,7 @@ class Worker:
         finally:
             cancelled.set()
             self.in_flight -= 1
-        body = self._chunk("".join(pieces), result.finish_reason)
+        body = self._chunk(new_completion_id(), "".join(pieces), result.finish_reason)
         body["usage"] = result.usage()
         return JSONResponse(body)
 
@@ -139,7 +139,9 @@ class Worker:
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         cancelled = threading.Event()
         request = completion.generation()
+        completion_id = new_completion_id()
         self.in_flight += 1
+
         def on_token(text: str) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, ("token", text))
 
@@ -153,9 +155,10 @@ class Worker:
             while True:
                 kind, value = await queue.get()
                 if kind == "token":
-                    yield sse.frame(sse.dumps(self._chunk(value, None)))
+                    yield sse.frame(sse.dumps(self._chunk(completion_id, value, None)))
                     continue
-                async for frame in self._finish_stream(value, completion, narrated):
+                finish = self._finish_stream(value, completion, completion_id, narrated)
+                async for frame in finish:
                     yield frame
                 return
         finally:
@@ -164,7 +167,10 @@ class Worker:
             self.in_flight -= 1
 
     async def _finish_stream(
-        self, done: asyncio.Future[GenerationResult], completion: CompletionRequest,
+        self,
+        done: asyncio.Future[GenerationResult],
+        completion: CompletionRequest,
+        completion_id: str,
         narrated: bool,
     ) -> AsyncIterator[str]:
         error = done.exception()
@@ -176,12 +182,12 @@ class Worker:
             yield sse.frame("[DONE]")
             return
         result = done.result()
-        yield sse.frame(sse.dumps(self._chunk("", result.finish_reason)))
+        yield sse.frame(sse.dumps(self._chunk(completion_id, "", result.finish_reason)))
         if narrated:
             yield self._narration_frame(self._narrate_end(result))
         include_usage = bool((completion.stream_options or {}).get("include_usage"))
         if include_usage or narrated:
-            usage_chunk = self._chunk_base()
+            usage_chunk = self._chunk_base(completion_id)
             usage_chunk["choices"] = []
             usage_chunk["usage"] = result.usage()
             yield sse.frame(sse.dumps(usage_chunk))
@@ -222,20 +228,24 @@ class Worker:
     def _narration_frame(self, event: dict[str, Any]) -> str:
         return sse.frame(sse.dumps(event), event="narration")
 
-    def _chunk_base(self) -> dict[str, Any]:
+    def _chunk_base(self, completion_id: str) -> dict[str, Any]:
         return {
-            "id": f"cmpl-{uuid.uuid4().hex[:24]}",
+            "id": completion_id,
             "object": "text_completion",
             "created": int(time.time()),
             "model": self.model_id,
         }
 
-    def _chunk(self, text: str, finish_reason: str | None) -> dict[str, Any]:
-        chunk = self._chunk_base()
+    def _chunk(self, completion_id: str, text: str, finish_reason: str | None) -> dict[str, Any]:
+        chunk = self._chunk_base(completion_id)
         chunk["choices"] = [
             {"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}
         ]
         return chunk
+
+
+def new_completion_id() -> str:
+    return f"cmpl-{uuid.uuid4().hex[:24]}"
 
 
 def parse_completion_request(body: dict[str, Any]) -> CompletionRequest:

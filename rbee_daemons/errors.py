@@ -65,3 +65,13 @@ class ConfigError(RbeeError):
     """A configuration value or file is invalid."""
 
     code = "config_error"
+
+
+class QueueFullError(NoCapacityError):
+    """Every worker that could serve the request has a full queue; retry later."""
+
+    code = "queue_full"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

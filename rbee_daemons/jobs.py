@@ -14,12 +14,14 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from rbee_daemons import events
 from rbee_daemons.errors import NotFoundError, RbeeError
 from rbee_daemons.events import Event
+from rbee_daemons.jobstore import SqliteJobStore
 from rbee_daemons.narration import job_context
 from rbee_daemons.redact import redact_text, redact_value
 
@@ -63,6 +65,9 @@ class Job:
     task: asyncio.Task[None] | None = None
     subscribers: int = 0
     finished_monotonic: float | None = None
+    store: SqliteJobStore | None = None
+    # Jobs restored from the store load their events on first access.
+    stored_event_count: int | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _cancel_message: str | None = None
 
@@ -82,6 +87,8 @@ class Job:
             **{k: v for k, v in event.items() if k not in ("seq", "job_id", "ts")},
         }
         self.events.append(stored)
+        if self.store is not None:
+            self.store.append_event(stored)
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
         return stored
@@ -130,17 +137,60 @@ class Job:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "error": self.error,
-            "events": len(self.events),
+            "events": len(self.events) if self.stored_event_count is None
+            else self.stored_event_count,
         }
+
+    def persist(self) -> None:
+        if self.store is not None:
+            self.store.save_job(self.summary(), self.payload)
 
 
 class JobRegistry:
-    """In-memory registry of jobs, with bounded retention of finished ones."""
+    """Registry of jobs, with bounded retention of finished ones.
 
-    def __init__(self, max_finished: int = 500, max_age_seconds: float = 3600.0) -> None:
+    With a store, every job and event is also written to SQLite, and the jobs of an earlier
+    run are restored at start-up; jobs that were still running are marked failed.
+    """
+
+    def __init__(
+        self,
+        max_finished: int = 500,
+        max_age_seconds: float = 3600.0,
+        store: SqliteJobStore | None = None,
+    ) -> None:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self.max_finished = max_finished
         self.max_age_seconds = max_age_seconds
+        self.store = store
+        if store is not None:
+            self._restore(store)
+
+    def _restore(self, store: SqliteJobStore) -> None:
+        for record in store.load_jobs(self.max_finished):
+            job = Job(
+                job_id=record["job_id"],
+                operation=record["operation"],
+                payload=record["payload"],
+                state=JobState(record["state"]),
+                created_at=record["created_at"],
+                started_at=record["started_at"],
+                finished_at=record["finished_at"],
+                error=record["error"],
+                store=store,
+                stored_event_count=record["event_count"],
+                finished_monotonic=_monotonic_of(record["finished_at"]),
+            )
+            self._jobs[job.job_id] = job
+            if not job.finished:
+                self._load_events(job)
+                self._fail(job, "The queen restarted while this job was running.",
+                           "queen_restarted")
+
+    def _load_events(self, job: Job) -> None:
+        if job.stored_event_count is not None and job.store is not None:
+            job.events = job.store.load_events(job.job_id)
+            job.stored_event_count = None
 
     def submit(
         self,
@@ -157,8 +207,10 @@ class JobRegistry:
             operation=operation,
             payload=redact_value(payload),
             cancel_on_disconnect=cancel_on_disconnect,
+            store=self.store,
         )
         self._jobs[job.job_id] = job
+        job.persist()
         job.task = asyncio.create_task(self._run(job, handler), name=job.job_id)
         return job
 
@@ -166,6 +218,7 @@ class JobRegistry:
         job = self._jobs.get(job_id)
         if job is None:
             raise NotFoundError(f"Job {job_id!r} was not found; list jobs with GET /v1/jobs.")
+        self._load_events(job)
         return job
 
     def list(self) -> list[Job]:
@@ -179,6 +232,8 @@ class JobRegistry:
                 tasks.append(job.task)
         if tasks:
             await asyncio.wait(tasks, timeout=5)
+        if self.store is not None:
+            await asyncio.to_thread(self.store.close)
 
     def subscriber_joined(self, job: Job) -> None:
         job.subscribers += 1
@@ -199,6 +254,7 @@ class JobRegistry:
         with job_context(job):
             job.state = JobState.RUNNING
             job.started_at = events.utc_timestamp()
+            job.persist()
             try:
                 result = await handler()
             except asyncio.CancelledError:
@@ -225,13 +281,29 @@ class JobRegistry:
         job.state = state
         job.finished_at = events.utc_timestamp()
         job.finished_monotonic = time.monotonic()
+        job.persist()
 
     def _prune(self) -> None:
         now = time.monotonic()
         finished = [job for job in self._jobs.values() if job.finished]
         excess = len(finished) - self.max_finished
+        removed = []
         for job in finished:
             too_old = now - (job.finished_monotonic or now) > self.max_age_seconds
             if excess > 0 or too_old:
                 del self._jobs[job.job_id]
+                removed.append(job.job_id)
                 excess -= 1
+        if self.store is not None:
+            self.store.delete_jobs(removed)
+
+
+def _monotonic_of(timestamp: str | None) -> float:
+    """Map a stored UTC timestamp onto this process's monotonic clock, for retention by age."""
+    if timestamp is None:
+        return time.monotonic()
+    try:
+        then = datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.monotonic()
+    return time.monotonic() - max(time.time() - then, 0.0)

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rbee_daemons.errors import InvalidRequestError
 
@@ -35,10 +42,20 @@ class HiveCheckOperation(Operation):
     operation: Literal["hive_check"]
 
 
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: Annotated[str, Field(max_length=MAX_PROMPT_CHARS)]
+
+
 class InferOperation(Operation):
+    """A completion of `prompt`, or a chat reply to `messages` (exactly one of the two)."""
+
     operation: Literal["infer"]
     model: IdStr = DEFAULT_MODEL_ID
-    prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
+    prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)] | None = None
+    messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=256)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_LIMIT)] = 128
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.8
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
@@ -52,10 +69,19 @@ class InferOperation(Operation):
 
     @field_validator("prompt")
     @classmethod
-    def _prompt_has_no_nul(cls, value: str) -> str:
-        if "\x00" in value:
+    def _prompt_has_no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
             raise ValueError("the prompt must not contain NUL characters")
         return value
+
+    @model_validator(mode="after")
+    def _prompt_or_messages(self) -> InferOperation:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("send exactly one of 'prompt' and 'messages'")
+        total = len(self.prompt or "") + sum(len(m.content) for m in self.messages or [])
+        if total > MAX_PROMPT_CHARS:
+            raise ValueError(f"the prompt is longer than {MAX_PROMPT_CHARS} characters")
+        return self
 
 
 class ModelListOperation(Operation):
@@ -130,7 +156,9 @@ def parse_operation(body: dict[str, Any], accepted: Mapping[str, type[Operation]
 def validation_message(exc: ValidationError) -> str:
     """Turn pydantic's first error into one sentence that names the field."""
     first = exc.errors()[0]
-    location = ".".join(str(part) for part in first["loc"]) or "body"
+    location = ".".join(str(part) for part in first["loc"])
+    if not location:
+        return f"Invalid request: {first['msg'].removeprefix('Value error, ')}."
     if first["type"] == "extra_forbidden":
         return f"The field {location!r} is not accepted by this operation; remove it."
     if first["type"] == "missing":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -14,12 +15,15 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from rbee_daemons import __version__
-from rbee_daemons.errors import InvalidRequestError, NoCapacityError, RbeeError
+from rbee_daemons import __version__, paths, sse
+from rbee_daemons.auth import BearerAuthMiddleware
+from rbee_daemons.errors import HiveError, InvalidRequestError, NoCapacityError, RbeeError
 from rbee_daemons.http import error_response, read_json_object, response_for_error
 from rbee_daemons.jobs import JobRegistry
 from rbee_daemons.jobserver import JobServer, OperationHandler
+from rbee_daemons.jobstore import SqliteJobStore
 from rbee_daemons.narration import narrate
 from rbee_daemons.operations import (
     HIVE_OPERATIONS,
@@ -28,34 +32,47 @@ from rbee_daemons.operations import (
     QueenCheckOperation,
     validation_message,
 )
+from rbee_daemons.queen.heartbeats import HeartbeatHub
 from rbee_daemons.queen.hive_client import run_hive_job
+from rbee_daemons.queen.openai_api import OpenAIApi
 from rbee_daemons.queen.registry import Heartbeat, HiveRecord, HiveRegistry
 from rbee_daemons.queen.relay import relay_completion
-from rbee_daemons.queen.scheduler import Scheduler
+from rbee_daemons.queen.scheduler import DEFAULT_QUEUE_LIMIT, Scheduler, WorkerTarget
 
 logger = logging.getLogger(__name__)
 
 MAX_HEARTBEAT_BYTES = 4 * 1024 * 1024
+MONITOR_INTERVAL_SECONDS = 0.5
 
 
 @dataclass
 class QueenSettings:
     host: str = "127.0.0.1"
     port: int = 7833
+    token: str | None = None
+    job_retention_count: int = 500
+    job_retention_hours: float = 24.0
+    queue_limit: int = DEFAULT_QUEUE_LIMIT
+    persist_jobs: bool = True
 
 
 class Queen:
     def __init__(self, settings: QueenSettings) -> None:
         self.settings = settings
         self.registry = HiveRegistry()
-        self.jobs = JobRegistry()
+        self.hub = HeartbeatHub(self.registry)
+        store = (SqliteJobStore(paths.data_dir() / "queen-jobs.sqlite3")
+                 if settings.persist_jobs else None)
+        self.jobs = JobRegistry(settings.job_retention_count,
+                                settings.job_retention_hours * 3600, store)
         # Pooled connections to hives and workers; no overall timeout because token streams
         # last as long as generation does. Each call sets its own connect and read timeouts.
+        headers = {"Authorization": f"Bearer {settings.token}"} if settings.token else {}
         self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, read=None),
+            timeout=httpx.Timeout(10.0, read=None), headers=headers,
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
         )
-        self.scheduler = Scheduler(self.registry, self.client)
+        self.scheduler = Scheduler(self.registry, self.client, settings.queue_limit)
         handlers = {
             "status": OperationHandler(self.status),
             "queen_check": OperationHandler(self.queen_check),
@@ -64,21 +81,29 @@ class Queen:
         for name in HIVE_OPERATIONS:
             handlers[name] = OperationHandler(self.forward_to_hive)
         self.job_server = JobServer(self.jobs, handlers)
+        self.openai = OpenAIApi(self.registry, self.scheduler, self.job_server)
 
-    def app(self) -> Starlette:
+    def app(self) -> ASGIApp:
         routes = [
             Route("/health", self.health, methods=["GET"]),
             Route("/v1/hive-heartbeat", self.hive_heartbeat, methods=["POST"]),
             Route("/v1/hives", self.list_hives, methods=["GET"]),
+            Route("/v1/heartbeats/stream", self.heartbeat_stream, methods=["GET"]),
+            *self.openai.routes(),
             *self.job_server.routes(),
         ]
-        return Starlette(routes=routes, lifespan=self.lifespan)
+        app = Starlette(routes=routes, lifespan=self.lifespan)
+        if self.settings.token:
+            return BearerAuthMiddleware(app, self.settings.token)
+        return app
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        monitor = asyncio.create_task(self._monitor_hives())
         narrate(
             "queen_start",
-            f"Queen is listening on http://{self.settings.host}:{self.settings.port}.",
+            f"Queen is listening on http://{self.settings.host}:{self.settings.port}"
+            f"{' with a bearer token' if self.settings.token else ''}.",
             cute="👑 The queen is awake and holding court!",
             story='"Bring me your hives," said the queen, settling onto her throne.',
             host=self.settings.host,
@@ -87,8 +112,24 @@ class Queen:
         try:
             yield
         finally:
+            monitor.cancel()
             await self.jobs.shutdown()
             await self.client.aclose()
+
+    async def _monitor_hives(self) -> None:
+        while True:
+            await asyncio.sleep(MONITOR_INTERVAL_SECONDS)
+            for hive in self.hub.check_states():
+                self.scheduler.mark_offline(hive)
+                narrate(
+                    "queen_hive_offline",
+                    f"Hive {hive.hive_id} at {hive.url} is offline: no heartbeat for "
+                    f"{hive.age():.0f} s.",
+                    cute=f"😟 Hive {hive.hive_id} stopped buzzing!",
+                    story=f'"Where is {hive.hive_id}?" asked the queen. Silence answered.',
+                    level="warn",
+                    hive_id=hive.hive_id,
+                )
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
@@ -101,19 +142,26 @@ class Queen:
             return response_for_error(exc)
         except ValidationError as exc:
             return error_response(400, validation_message(exc), "invalid_request_error")
-        if self.registry.record(heartbeat):
+        joined = self.registry.record(heartbeat)
+        if joined:
             narrate(
                 "queen_hive_joined",
-                f"Hive {heartbeat.hive_id} joined from {heartbeat.url}.",
+                f"Hive {heartbeat.hive_id} joined from {heartbeat.url} with "
+                f"{len(heartbeat.workers)} workers.",
                 cute=f"🐝 Hive {heartbeat.hive_id} buzzed in to say hello!",
                 story=f'"Welcome, {heartbeat.hive_id}," said the queen.',
                 hive_id=heartbeat.hive_id,
                 url=heartbeat.url,
+                workers=len(heartbeat.workers),
             )
+        self.hub.heartbeat_received(heartbeat, joined)
         return JSONResponse({"ok": True, "version": __version__})
 
     async def list_hives(self, request: Request) -> Response:
         return JSONResponse({"hives": [hive.describe() for hive in self.registry.hives.values()]})
+
+    async def heartbeat_stream(self, request: Request) -> Response:
+        return sse.event_stream_response(self.hub.stream())
 
     async def status(self, operation: Operation) -> dict[str, Any]:
         hives = [hive.describe() for hive in self.registry.hives.values()]
@@ -147,11 +195,8 @@ class Queen:
             model=operation.model,
             max_tokens=operation.max_tokens,
         )
-        target = await self.scheduler.acquire(operation)
-        try:
-            result = await relay_completion(self.client, target, operation)
-        finally:
-            self.scheduler.release(target)
+        async with self.scheduler.lease(operation) as target:
+            result = await self._relay_watching_hive(target, operation)
         narrate(
             "queen_infer_done",
             f"Inference finished: {result['tokens']} tokens from worker {target.worker_id}, "
@@ -163,6 +208,24 @@ class Queen:
         )
         return {"model": operation.model, "hive_id": target.hive_id,
                 "worker_id": target.worker_id, **result}
+
+    async def _relay_watching_hive(
+        self, target: WorkerTarget, operation: InferOperation
+    ) -> dict[str, Any]:
+        """Relay the tokens, but fail with the hive's name if it goes offline meanwhile."""
+        relay = asyncio.create_task(relay_completion(self.client, target, operation))
+        lost = self.scheduler.hive_lost(target.hive_id)
+        waiting: set[asyncio.Future[Any]] = {relay, lost}
+        try:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not relay.done():
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RbeeError):
+                    await relay
+        if relay not in done:
+            raise lost.exception() or HiveError(f"Hive {target.hive_id!r} went offline.")
+        return relay.result()
 
     async def forward_to_hive(self, operation: Operation) -> Any:
         hive = self._resolve_hive(getattr(operation, "hive_id", None))

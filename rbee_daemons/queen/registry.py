@@ -102,12 +102,14 @@ class HiveRegistry:
         hive.heartbeat.workers = [*others, worker]
 
     def workers(self) -> list[dict[str, Any]]:
+        """Every known worker without its token, tagged with its hive and the hive's state."""
         now = time.monotonic()
         listed = []
         for hive in self.hives.values():
             hive_state = hive.state(now)
             for worker in hive.heartbeat.workers:
-                listed.append({**worker, "hive_id": hive.hive_id, "hive_state": hive_state})
+                listed.append({**public_worker(worker), "hive_id": hive.hive_id,
+                               "hive_state": hive_state})
         return listed
 
     def models(self) -> list[dict[str, Any]]:
@@ -116,3 +118,8 @@ class HiveRegistry:
             for model in hive.heartbeat.models:
                 listed.append({**model, "hive_id": hive.hive_id})
         return listed
+
+
+def public_worker(worker: dict[str, Any]) -> dict[str, Any]:
+    """A worker's heartbeat entry without its bearer token, for showing to clients."""
+    return {key: value for key, value in worker.items() if key != "token"}

@@ -9,17 +9,17 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from rbee_daemons import events, narration
-from rbee_daemons.errors import NoCapacityError, WorkerError
+from rbee_daemons.errors import QueueFullError, WorkerError
 from rbee_daemons.operations import InferOperation
 from rbee_daemons.queen.scheduler import WorkerTarget
 
 NARRATION_HEADER = "x-rbee-narration"
 
 
-def completion_body(operation: InferOperation) -> dict[str, Any]:
+def completion_request(operation: InferOperation) -> tuple[str, dict[str, Any]]:
+    """Return the worker path and body for the operation: a completion or a chat reply."""
     body: dict[str, Any] = {
         "model": operation.model,
-        "prompt": operation.prompt,
         "max_tokens": operation.max_tokens,
         "temperature": operation.temperature,
         "stream": True,
@@ -29,7 +29,18 @@ def completion_body(operation: InferOperation) -> dict[str, Any]:
         value = getattr(operation, name)
         if value is not None:
             body[name] = value
-    return body
+    if operation.messages is not None:
+        body["messages"] = [message.model_dump() for message in operation.messages]
+        return "/v1/chat/completions", body
+    body["prompt"] = operation.prompt
+    return "/v1/completions", body
+
+
+def _chunk_text(choice: dict[str, Any]) -> str:
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        return str(delta.get("content") or "")
+    return str(choice.get("text") or "")
 
 
 async def relay_completion(
@@ -40,15 +51,18 @@ async def relay_completion(
     Closing the stream (the job was cancelled) disconnects from the worker, which then stops
     generating within one token.
     """
-    url = f"{target.url}/v1/completions"
+    path, body = completion_request(operation)
     where = f"worker {target.worker_id} on hive {target.hive_id}"
+    headers = {NARRATION_HEADER: "1"}
+    if target.token:
+        headers["Authorization"] = f"Bearer {target.token}"
     index = 0
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     try:
         async with aconnect_sse(
-            client, "POST", url, json=completion_body(operation),
-            headers={NARRATION_HEADER: "1"}, timeout=httpx.Timeout(10.0, read=None),
+            client, "POST", f"{target.url}{path}", json=body, headers=headers,
+            timeout=httpx.Timeout(10.0, read=None),
         ) as source:
             await _check_status(source.response, where)
             async for message in source.aiter_sse():
@@ -62,8 +76,9 @@ async def relay_completion(
                     raise WorkerError(f"{where} failed: {chunk['error'].get('message')}")
                 usage = chunk.get("usage") or usage
                 for choice in chunk.get("choices", []):
-                    if choice.get("text"):
-                        narration.emit(events.TOKEN, text=choice["text"], index=index)
+                    text = _chunk_text(choice)
+                    if text:
+                        narration.emit(events.TOKEN, text=text, index=index)
                         index += 1
                     finish_reason = choice.get("finish_reason") or finish_reason
     except httpx.HTTPError as exc:
@@ -85,5 +100,5 @@ async def _check_status(response: httpx.Response, where: str) -> None:
     except (ValueError, KeyError, TypeError):
         message = f"HTTP {response.status_code}"
     if response.status_code == 429:
-        raise NoCapacityError(f"{where} is busy: {message}", code="worker_busy")
+        raise QueueFullError(f"{where} is busy: {message}")
     raise WorkerError(f"{where} rejected the request: {message}")

@@ -314,7 +314,9 @@ def _invalid(exc: RbeeError | ValidationError) -> Response:
     if isinstance(exc, RbeeError):
         return error_response(400, exc.message, "invalid_request_error", code=exc.code)
     first = exc.errors()[0]
-    param = ".".join(str(part) for part in first["loc"]) or None
+    # Only named parts: pydantic adds the member type of a union (e.g. 'constrained-str').
+    names = [str(part) for part in first["loc"] if isinstance(part, int) or "-" not in str(part)]
+    param = ".".join(names) or None
     if first["type"] == "missing":
         message = f"The field {param!r} is required."
     else:

@@ -63,6 +63,7 @@ class Cluster:
     queen_url: str
     hive_url: str
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    queen_args: tuple[str, ...] = ()
 
     def start(self, module: str, *args: str, log_name: str) -> subprocess.Popen[bytes]:
         with (self.root / f"{log_name}.out").open("ab") as log:
@@ -103,6 +104,31 @@ class Cluster:
     def run(self, operation: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         return self.stream(self.submit(operation))
 
+    def stream_so_far(self, job_id: str) -> list[dict[str, Any]]:
+        """Return the events a job has emitted so far, without waiting for its end."""
+        summary = httpx.get(f"{self.queen_url}/v1/jobs/{job_id}", timeout=10).json()
+        count = int(summary["events"])
+        found: list[dict[str, Any]] = []
+        if count == 0:
+            return found
+        with httpx.Client(timeout=30) as client, connect_sse(
+            client, "GET", f"{self.queen_url}/v1/jobs/{job_id}/stream"
+        ) as source:
+            for message in source.iter_sse():
+                found.append(json.loads(message.data))
+                if len(found) >= count:
+                    break
+        return found
+
+    def restart_queen(self) -> None:
+        """Start the queen again on the same port and data dir (its old process is gone)."""
+        port = self.queen_url.rsplit(":", 1)[1]
+        queen = self.start("rbee_daemons.queen", "--port", port, *self.queen_args,
+                           log_name="queen")
+        self.processes[0] = queen
+        self.processes.pop()
+        wait_until(lambda: healthy(self.queen_url), STARTUP_TIMEOUT, "the restarted queen")
+
     def stop(self) -> None:
         # Hive first: it stops its workers on SIGTERM.
         for process in reversed(self.processes):
@@ -115,12 +141,13 @@ class Cluster:
                     process.wait(timeout=5)
 
 
-def start_cluster(root: Path) -> Cluster:
+def start_cluster(root: Path, queen_args: tuple[str, ...] = ()) -> Cluster:
     root.mkdir(parents=True, exist_ok=True)
     queen_port, hive_port = free_port(), free_port()
     cluster = Cluster(root, isolated_env(root), f"http://127.0.0.1:{queen_port}",
-                      f"http://127.0.0.1:{hive_port}")
-    cluster.start("rbee_daemons.queen", "--port", str(queen_port), log_name="queen")
+                      f"http://127.0.0.1:{hive_port}", queen_args=queen_args)
+    cluster.start("rbee_daemons.queen", "--port", str(queen_port), *queen_args,
+                  log_name="queen")
     wait_until(lambda: healthy(cluster.queen_url), STARTUP_TIMEOUT, "the queen's /health")
     cluster.start("rbee_daemons.hive", "--port", str(hive_port), "--queen-url",
                   cluster.queen_url, log_name="hive")

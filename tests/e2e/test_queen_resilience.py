@@ -258,3 +258,53 @@ def test_non_loopback_bind_without_token_refuses(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "token" in result.stderr
+
+
+class BrokenWorker(SlowWorker):
+    """A stand-in worker that sends three chunks, then drops the stream unfinished."""
+
+    async def completions(self, request: Request) -> StreamingResponse:
+        async def body() -> AsyncIterator[str]:
+            for _ in range(3):
+                chunk = {"choices": [{"text": " tock", "index": 0, "finish_reason": None}]}
+                yield f"data: {json.dumps(chunk)}\n\n"
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+
+def test_failure_after_streaming_began_is_an_error_chunk(cluster: Cluster) -> None:
+    url = f"{cluster.queen_url}/v1/hive-heartbeat"
+    body = {"model": "stub-model", "prompt": "x", "max_tokens": 50, "stream": True}
+    with BrokenWorker() as worker:
+        beat = fake_heartbeat("broken-hive", worker.url)
+        assert httpx.post(url, json=beat).status_code == 200
+        with httpx.Client(timeout=30) as client, connect_sse(
+            client, "POST", f"{cluster.queen_url}/v1/completions", json=body
+        ) as source:
+            status = source.response.status_code
+            data = [message.data for message in source.iter_sse()]
+
+    assert status == 200
+    assert data[-1] == "[DONE]"
+    error = json.loads(data[-2])["error"]
+    assert "broken-hive" in error["message"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert json.loads(data[0])["choices"][0]["text"] == " tock"
+
+
+def test_hive_operation_is_forwarded(cluster: Cluster) -> None:
+    hive_id = next(h["hive_id"] for h in cluster.hives() if h["url"] == cluster.hive_url)
+
+    found, marker = cluster.run({"operation": "model_list", "hive_id": hive_id})
+
+    data = next(event["data"] for event in found if event["type"] == "data")
+    assert data["hive_id"] == hive_id
+    assert [model["id"] for model in data["models"]] == ["gemma-3-270m"]
+    assert marker == "[DONE]"
+
+
+def test_hive_operation_for_unknown_hive_fails(cluster: Cluster) -> None:
+    found, _ = cluster.run({"operation": "model_list", "hive_id": "nowhere-hive"})
+
+    assert found[-1]["type"] == "error"
+    assert "nowhere-hive" in found[-1]["message"]

@@ -6,7 +6,8 @@ import sys
 import time
 from typing import Any, TextIO
 
-# Field names a `progress` event may use for bytes done and total, first match wins.
+# Field names a `progress` event may use for bytes done and total; the first match wins.
+# NOTE: the hive's download events are not final yet, so several spellings are accepted.
 DONE_KEYS = ("bytes_done", "done_bytes", "downloaded_bytes", "done", "bytes")
 TOTAL_KEYS = ("bytes_total", "total_bytes", "total", "size")
 # Plain-line mode prints at most one line per interval, so logs stay short.

@@ -86,8 +86,8 @@ def run_script(
         completed = subprocess.run(argv, input=stdin_data, capture_output=True,
                                    timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise RemoteError(f"Hive {host.alias!r} ({host.destination}): the remote step did not "
-                          f"finish within {timeout:.0f} s; check the machine and retry.") from exc
+        raise RemoteError(f"Hive {host.alias!r} ({host.destination}): the remote step timed out "
+                          f"after {timeout:.0f} s; check the machine and retry.") from exc
     result = RemoteResult(completed.returncode, completed.stdout.decode("utf-8", "replace"),
                           completed.stderr.decode("utf-8", "replace"))
     if result.returncode == SSH_FAILED:

@@ -1,7 +1,7 @@
 """Hives on another machine: install, start, infer, stop and uninstall over a real sshd.
 
-The "remote" machine is this one, reached through an sshd the test starts on loopback with
-keys it generates; the remote InstallDir and every XDG dir live in the test's tmp dir.
+The "remote" machine is this one, reached through an sshd that the test starts on loopback
+with keys it generates. The remote InstallDir and every XDG dir live in the test's tmp dir.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.e2e.conftest import free_port, isolated_env
@@ -175,3 +176,24 @@ def test_install_start_infer_stop_uninstall(keeper: RemoteKeeper) -> None:
     removed = keeper.run("hive", "uninstall", "-a", ALIAS)
     assert removed.returncode == 0, removed.stderr
     assert not keeper.install_dir.exists()
+
+
+def test_queen_binds_all_with_token_for_remote_hosts(keeper: RemoteKeeper) -> None:
+    # 192.0.2.1 is TEST-NET-1 (RFC 5737): never a real machine, and nothing here connects to it.
+    keeper.write_conf("Host far\n    HostName 192.0.2.1\n")
+    token_file = Path(keeper.env["XDG_CONFIG_HOME"]) / "rbee" / "cluster-token"
+
+    try:
+        started = keeper.run("--json", "queen", "start")
+        assert started.returncode == 0, started.stderr
+        pid = json.loads(started.stdout)["pid"]
+        cmdline = psutil.Process(pid).cmdline()
+        status = keeper.run("queen", "status")
+    finally:
+        stopped = keeper.run("queen", "stop")
+
+    assert cmdline[cmdline.index("--host") + 1] == "0.0.0.0"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert "Created the cluster token" in started.stderr
+    assert status.returncode == 0, status.stderr
+    assert f"pid {pid}" in stopped.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rbee_daemons.errors import ConfigError
+from rbee_daemons.errors import ConfigError, DaemonError
 from rbee_tui.cli import cluster, daemons, hives_conf, remote_hive, tables
 from rbee_tui.cli.commands.queen import daemon_status, stop_daemon
 from rbee_tui.cli.hives_conf import HiveHost
@@ -90,12 +90,24 @@ def start_command(keeper: Keeper) -> int:
                                 "pid": started}
     else:
         queen_url = cluster.queen_url_for(host, keeper.queen_url)
+        check_queen_reachable(keeper, host, queen_url)
         data = remote_hive.agent(host, "start", "--host", host.hostname, "--port",
                                  str(host.hive_port), "--queen-url", queen_url)
         data["alias"] = host.alias
     keeper.wait_for_hive(client, data.get("hive_id"))
     keeper.output(data, f"Hive {data['alias']} runs at {data['url']} (pid {data['pid']}).")
     return EXIT_OK
+
+
+def check_queen_reachable(keeper: Keeper, host: HiveHost, queen_url: str) -> None:
+    """Fail early when the queen does not listen on the address the remote hive will use."""
+    if host.queen_url or daemons.is_healthy(queen_url):
+        return
+    raise DaemonError(
+        f"The queen answers at {keeper.queen_url} but not at {queen_url}, which hive "
+        f"{host.alias!r} must reach; restart it with `rbee --no-tui queen stop` and "
+        "`rbee --no-tui queen start`, which binds 0.0.0.0 when hives.conf lists other machines."
+    )
 
 
 def stop_command(keeper: Keeper) -> int:

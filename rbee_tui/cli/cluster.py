@@ -55,8 +55,8 @@ def queen_bind(queen_url: str, hosts: dict[str, HiveHost]) -> str | None:
 
 
 def queen_url_for(host: HiveHost, queen_url: str) -> str:
-    """The queen URL `host` can reach: QueenURL from hives.conf, or this machine's address
-    on the route to `host` with the queen's port."""
+    """Return the queen URL `host` can reach: QueenURL from hives.conf, or this machine's
+    address on the route to `host` with the queen's port."""
     if host.queen_url:
         return host.queen_url
     parts = urlsplit(queen_url)

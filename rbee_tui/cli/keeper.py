@@ -1,4 +1,4 @@
-"""What every `rbee --no-tui` command shares: options, output, the queen and running jobs."""
+"""The state every `rbee --no-tui` command shares: options, output, the queen and its jobs."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ LOCAL_ALIASES = ("localhost", "local")
 
 
 class Keeper:
-    """Runs one command; holds the options every command shares."""
+    """Context of one command: the shared options, stdout and stderr, and the queen."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -52,7 +52,7 @@ class Keeper:
         return QueenClient(self.queen_url, token=cluster.current_token())
 
     def ensure_queen(self) -> QueenClient:
-        """Return a client of a queen that answers, starting the local queen and hive if needed."""
+        """Return a client of a healthy queen, starting the local queen and hive if needed."""
         client = self.client()
         if not client.is_healthy():
             client.set_token(self.start_local_queen())

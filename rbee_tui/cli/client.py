@@ -10,16 +10,31 @@ from typing import Any
 import httpx
 from httpx_sse import connect_sse
 
-from rbee_daemons.errors import DaemonError, InvalidRequestError, RbeeError
+from rbee_daemons.errors import (
+    ConfigError,
+    DaemonError,
+    InvalidRequestError,
+    NotFoundError,
+    RbeeError,
+)
 
 TERMINAL_TYPES = ("done", "error", "cancelled")
 RECONNECT_ATTEMPTS = 5
 
 
 class QueenClient:
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    """Talks to one queen; sends `Authorization: Bearer` when a token is configured."""
+
+    def __init__(self, base_url: str, token: str | None = None, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self.set_token(token)
+
+    def set_token(self, token: str | None) -> None:
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+        else:
+            self.http.headers.pop("Authorization", None)
 
     def close(self) -> None:
         self.http.close()
@@ -40,13 +55,19 @@ class QueenClient:
         response = self._request("GET", "/v1/hives")
         return list(response.json()["hives"])
 
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(self._request("GET", "/v1/jobs").json()["jobs"])
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/v1/jobs/{job_id}").json())
+
     def submit(self, operation: dict[str, Any]) -> str:
         """Submit a job and return its id; raise InvalidRequestError on a 400."""
         response = self._request("POST", "/v1/jobs", json=operation)
         return str(response.json()["job_id"])
 
-    def cancel(self, job_id: str) -> None:
-        self._request("DELETE", f"/v1/jobs/{job_id}", timeout=5.0)
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return dict(self._request("DELETE", f"/v1/jobs/{job_id}", timeout=5.0).json())
 
     def follow(self, job_id: str) -> Iterator[dict[str, Any]]:
         """Yield the job's events until its terminal event, reconnecting after a drop."""
@@ -100,4 +121,9 @@ def _error_from(response: httpx.Response, what: str) -> RbeeError:
         message = f"HTTP {response.status_code} for {what}"
     if response.status_code == 400:
         return InvalidRequestError(message)
+    if response.status_code == 401:
+        return ConfigError(f"The queen rejected the request: {message} The keeper sends "
+                           "$RBEE_TOKEN or the cluster-token file in the rbee config dir.")
+    if response.status_code == 404:
+        return NotFoundError(message)
     return RbeeError(message)

@@ -16,7 +16,6 @@ import httpx
 import psutil
 
 from rbee_daemons import paths
-from rbee_daemons.daemon import is_loopback
 from rbee_daemons.errors import DaemonError
 from rbee_daemons.narration import narrate
 
@@ -32,10 +31,14 @@ class DaemonSpec:
     host: str
     port: int
     extra_args: tuple[str, ...] = ()
+    # Extra environment for the daemon, e.g. RBEE_TOKEN: never on the command line.
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """Where the keeper checks `/health`: the wildcard bind is reached on loopback."""
+        host = "127.0.0.1" if self.host == "0.0.0.0" else self.host
+        return f"http://{host}:{self.port}"
 
     @property
     def pid_file(self) -> Path:
@@ -46,17 +49,26 @@ class DaemonSpec:
         return paths.log_dir() / f"{self.name}.out"
 
 
-def queen_spec(queen_url: str) -> DaemonSpec:
+def queen_spec(queen_url: str, bind: str | None = None, token: str | None = None) -> DaemonSpec:
+    """The local queen at `queen_url`, bound to `bind` (default: the URL's host)."""
     parts = urlsplit(queen_url)
-    host = parts.hostname or "127.0.0.1"
-    return DaemonSpec("queen", "rbee_daemons.queen", host, parts.port or 7833,
-                      ("--host", host, "--port", str(parts.port or 7833)))
+    host = bind or parts.hostname or "127.0.0.1"
+    port = parts.port or 7833
+    return DaemonSpec("queen", "rbee_daemons.queen", host, port,
+                      ("--host", host, "--port", str(port)), _token_env(token))
 
 
-def hive_spec(queen_url: str) -> DaemonSpec:
-    port = int(os.environ.get("RBEE_HIVE_PORT", "7835"))
-    return DaemonSpec("hive", "rbee_daemons.hive", "127.0.0.1", port,
-                      ("--port", str(port), "--queen-url", queen_url))
+def hive_spec(
+    queen_url: str, host: str = "127.0.0.1", port: int | None = None, token: str | None = None
+) -> DaemonSpec:
+    port = port or int(os.environ.get("RBEE_HIVE_PORT", "7835"))
+    return DaemonSpec("hive", "rbee_daemons.hive", host, port,
+                      ("--host", host, "--port", str(port), "--queen-url", queen_url),
+                      _token_env(token))
+
+
+def _token_env(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("RBEE_TOKEN", token),) if token else ()
 
 
 def is_healthy(url: str) -> bool:
@@ -85,11 +97,6 @@ def read_pid(spec: DaemonSpec) -> psutil.Process | None:
 
 def start(spec: DaemonSpec) -> int:
     """Start the daemon detached, wait until `/health` answers, and return its pid."""
-    if not is_loopback(spec.host):
-        raise DaemonError(
-            f"Nothing answers at {spec.url}, and the keeper only starts daemons on this machine; "
-            "start the queen there or fix --queen-url."
-        )
     narrate(
         f"keeper_{spec.name}_start",
         f"Starting {spec.name} on {spec.url}.",
@@ -101,7 +108,7 @@ def start(spec: DaemonSpec) -> int:
         process = subprocess.Popen(
             [sys.executable, "-m", spec.module, *spec.extra_args],
             stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, env={**os.environ, **dict(spec.env)},
         )
     record = {"pid": process.pid, "create_time": psutil.Process(process.pid).create_time(),
               "url": spec.url}

@@ -212,7 +212,14 @@ class JobRegistry:
         self._jobs[job.job_id] = job
         job.persist()
         job.task = asyncio.create_task(self._run(job, handler), name=job.job_id)
+        job.task.add_done_callback(lambda task: self._finish_if_never_started(job, task))
         return job
+
+    def _finish_if_never_started(self, job: Job, task: asyncio.Task[None]) -> None:
+        # A task cancelled before its first step never runs _run, so it records nothing.
+        if task.cancelled() and not job.finished:
+            message = job._cancel_message or "Cancelled."
+            self._finish(job, JobState.CANCELLED, {"type": events.CANCELLED, "message": message})
 
     def get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)

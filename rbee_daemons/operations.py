@@ -136,7 +136,12 @@ HIVE_OPERATIONS = frozenset(
 def parse_operation(body: dict[str, Any], accepted: Mapping[str, type[Operation]]) -> Operation:
     """Validate a job submission; raise InvalidRequestError naming the field and rule."""
     name = body.get("operation")
-    if not isinstance(name, str) or not name:
+    if name is not None and not isinstance(name, str):
+        raise InvalidRequestError(
+            f"The field 'operation' must be a string, not {type(name).__name__}.",
+            code="invalid_field",
+        )
+    if not name:
         raise InvalidRequestError(
             "The field 'operation' is missing; send e.g. {\"operation\": \"status\"}.",
             code="missing_operation",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,8 @@ SSE_HEADERS = {
     "Connection": "keep-alive",
 }
 PING = ": ping\n\n"
+# SSE ends a line at CRLF, a lone CR or a lone LF; nothing else splits a line.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def dumps(value: Any) -> str:
@@ -30,7 +33,7 @@ def frame(data: str, *, event_id: int | None = None, event: str | None = None) -
         lines.append(f"id: {event_id}")
     if event is not None:
         lines.append(f"event: {event}")
-    lines.extend(f"data: {line}" for line in data.split("\n"))
+    lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
     return "\n".join(lines) + "\n\n"
 
 
@@ -41,7 +44,7 @@ def frame_event(event: events.Event) -> str:
 
 def frame_end(event: events.Event) -> str:
     """Frame the end marker (`[DONE]`, `[ERROR] ...`, `[CANCELLED]`) for a terminal event."""
-    return frame(events.end_marker(event).replace("\n", " "))
+    return frame(_LINE_BREAK.sub(" ", events.end_marker(event)))
 
 
 def parse_last_event_id(value: str | None) -> int:

@@ -42,11 +42,6 @@ def test_frame_empty_data() -> None:
     assert sse.frame("") == "data: \n\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="frame() splits data on LF only; a lone CR ends an SSE line, so a client "
-    "drops the text after it.",
-)
 def test_frame_lone_cr_keeps_text() -> None:
     messages, _ = parse_sse_body(sse.frame("first\rsecond"))
 

@@ -46,7 +46,7 @@ class ModelEntry:
 
 def model_folder(models_root: Path, model_id: str) -> Path:
     """Return the folder for `model_id` under `models_root`, rejecting ids that could escape."""
-    if not _VALID_ID.match(model_id) or model_id in (".", ".."):
+    if not _VALID_ID.fullmatch(model_id) or model_id in (".", ".."):
         raise InvalidRequestError(
             f"Invalid model id {model_id!r}: use letters, digits, '.', '_' and '-' only."
         )

@@ -1,0 +1,1 @@
+"""Benchmarks of rbee against baselines measured in the same run; see `make bench`."""

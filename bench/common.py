@@ -138,5 +138,5 @@ def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    index = min(int(round(fraction * (len(ordered) - 1))), len(ordered) - 1)
+    index = min(round(fraction * (len(ordered) - 1)), len(ordered) - 1)
     return ordered[index]

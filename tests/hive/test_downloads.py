@@ -21,7 +21,6 @@ from rbee_daemons.hive.downloads import (
 )
 from rbee_daemons.hive.refs import HubRef
 from rbee_daemons.jobs import JobRegistry
-from tests.hive.conftest import REPO_FILE
 from tests.hive.fake_hub import FakeHub
 
 FAST = DownloadPolicy(read_timeout=1.0, max_attempts=3, backoff_seconds=0.01)

@@ -44,7 +44,7 @@ class HiveSettings:
     queen_url: str = "http://127.0.0.1:7833"
     advertise_url: str | None = None
     token: str | None = None
-    # Seconds a worker waits for this hive to answer again before it exits by itself.
+    # Seconds a worker waits for this hive to respond again before it exits by itself.
     worker_orphan_seconds: float = 60.0
     # Seconds without a byte before a download connection counts as stalled.
     download_stall_seconds: float = 30.0

@@ -203,8 +203,14 @@ def test_download_resumes_after_hive_restart(
     try:
         cluster.submit({"operation": "model_download", "model": ref})
         assert hub.stalled.wait(60)
-        partial = next((tmp_path / "download").rglob("tiny-Q8_0.gguf.partial"))
-        wait_until(lambda: partial.stat().st_size > 0, 30, "bytes in the partial file")
+        partials = (tmp_path / "download").rglob
+
+        def partial_has_bytes() -> bool:
+            found = list(partials("tiny-Q8_0.gguf.partial"))
+            return bool(found) and found[0].stat().st_size > 0
+
+        wait_until(partial_has_bytes, 30, "bytes in the partial file")
+        partial = next(partials("tiny-Q8_0.gguf.partial"))
         kill_hive(cluster)
         kept = partial.stat().st_size
 

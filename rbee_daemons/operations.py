@@ -95,6 +95,38 @@ class ModelGetOperation(Operation):
     id: IdStr
 
 
+# Model refs: `hf:<org>/<repo>:<file.gguf>`, `file:<absolute path>` or a bundled model id.
+ModelRefStr = Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class ModelDownloadOperation(Operation):
+    operation: Literal["model_download"]
+    hive_id: IdStr | None = None
+    model: ModelRefStr
+    # Catalog id for the new entry; derived from the ref when absent.
+    id: IdStr | None = None
+    # Expected sha256 (64 hex digits) when the source gives none or the user wants to pin it.
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+
+
+class ModelDeleteOperation(Operation):
+    operation: Literal["model_delete"]
+    hive_id: IdStr | None = None
+    id: IdStr
+
+
+class ModelLoadOperation(Operation):
+    operation: Literal["model_load"]
+    hive_id: IdStr | None = None
+    id: IdStr
+
+
+class ModelUnloadOperation(Operation):
+    operation: Literal["model_unload"]
+    hive_id: IdStr | None = None
+    id: IdStr
+
+
 class WorkerSpawnOperation(Operation):
     operation: Literal["worker_spawn"]
     hive_id: IdStr | None = None
@@ -105,6 +137,12 @@ class WorkerSpawnOperation(Operation):
 class WorkerListOperation(Operation):
     operation: Literal["worker_list"]
     hive_id: IdStr | None = None
+
+
+class WorkerGetOperation(Operation):
+    operation: Literal["worker_get"]
+    hive_id: IdStr | None = None
+    id: IdStr
 
 
 class WorkerStopOperation(Operation):
@@ -122,14 +160,31 @@ ALL_OPERATIONS: Mapping[str, type[Operation]] = {
         InferOperation,
         ModelListOperation,
         ModelGetOperation,
+        ModelDownloadOperation,
+        ModelDeleteOperation,
+        ModelLoadOperation,
+        ModelUnloadOperation,
         WorkerSpawnOperation,
         WorkerListOperation,
+        WorkerGetOperation,
         WorkerStopOperation,
     )
 }
 
 HIVE_OPERATIONS = frozenset(
-    {"hive_check", "model_list", "model_get", "worker_spawn", "worker_list", "worker_stop"}
+    {
+        "hive_check",
+        "model_list",
+        "model_get",
+        "model_download",
+        "model_delete",
+        "model_load",
+        "model_unload",
+        "worker_spawn",
+        "worker_list",
+        "worker_get",
+        "worker_stop",
+    }
 )
 
 

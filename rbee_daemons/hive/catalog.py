@@ -25,6 +25,21 @@ CREATE TABLE IF NOT EXISTS models (
     last_used_at TEXT
 )
 """
+# Columns added after the first release; opening an older catalog adds them.
+_ADDED_COLUMNS = {
+    "architecture": "TEXT",
+    "context_length": "INTEGER",
+    "parameter_count": "INTEGER",
+    "quantization": "TEXT",
+}
+_COLUMNS = (
+    "id", "name", "source", "path", "size", "sha256", "state", "added_at", "last_used_at",
+    *_ADDED_COLUMNS,
+)
+_INSERT = (
+    f"INTO models ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+)
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM models"
 _VALID_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -39,6 +54,13 @@ class ModelEntry:
     state: str
     added_at: str
     last_used_at: str | None
+    architecture: str | None = None
+    context_length: int | None = None
+    parameter_count: int | None = None
+    quantization: str | None = None
+
+    def row(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, column) for column in _COLUMNS)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,6 +88,10 @@ class Catalog:
         self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(models)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE models ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -73,24 +99,16 @@ class Catalog:
 
     def add(self, entry: ModelEntry) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry.id, entry.name, entry.source, entry.path, entry.size, entry.sha256,
-                 entry.state, entry.added_at, entry.last_used_at),
-            )
+            self._db.execute(f"INSERT OR REPLACE {_INSERT}", entry.row())
 
     def ensure(self, entry: ModelEntry) -> None:
         """Add `entry` unless a model with its id is already in the catalog."""
         with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (entry.id, entry.name, entry.source, entry.path, entry.size, entry.sha256,
-                 entry.state, entry.added_at, entry.last_used_at),
-            )
+            self._db.execute(f"INSERT OR IGNORE {_INSERT}", entry.row())
 
     def get(self, model_id: str) -> ModelEntry:
         with self._lock:
-            row = self._db.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
+            row = self._db.execute(f"{_SELECT} WHERE id = ?", (model_id,)).fetchone()
         if row is None:
             raise NotFoundError(
                 f"Model {model_id!r} is not in this hive's catalog; list models with "
@@ -100,11 +118,12 @@ class Catalog:
 
     def list(self) -> list[ModelEntry]:
         with self._lock:
-            rows = self._db.execute("SELECT * FROM models ORDER BY id").fetchall()
+            rows = self._db.execute(f"{_SELECT} ORDER BY id").fetchall()
         return [ModelEntry(*row) for row in rows]
 
     def update(self, model_id: str, **values: Any) -> None:
-        allowed = {"path", "size", "sha256", "state", "last_used_at", "name", "source"}
+        allowed = {"path", "size", "sha256", "state", "last_used_at", "name", "source",
+                   *_ADDED_COLUMNS}
         unknown = set(values) - allowed
         if unknown:
             raise ValueError(f"cannot update catalog columns {sorted(unknown)}")
@@ -113,6 +132,10 @@ class Catalog:
             self._db.execute(
                 f"UPDATE models SET {assignments} WHERE id = ?", (*values.values(), model_id)
             )
+
+    def delete(self, model_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM models WHERE id = ?", (model_id,))
 
     def touch(self, model_id: str) -> None:
         self.update(model_id, last_used_at=utc_timestamp())

@@ -19,15 +19,22 @@ async def run_heartbeats(
     build_payload: Callable[[], Any],
     refresh: Callable[[httpx.AsyncClient], Any],
     interval: float = HEARTBEAT_INTERVAL_SECONDS,
+    token: str | None = None,
 ) -> None:
-    """Send heartbeats forever; log only when the queen's reachability changes."""
+    """Send heartbeats forever; log only when the queen's reachability changes.
+
+    With a `token`, every heartbeat carries `Authorization: Bearer <token>`, so the queen can
+    trust the worker tokens inside it.
+    """
     url = queen_url.rstrip("/") + "/v1/hive-heartbeat"
     reachable: bool | None = None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(timeout=2.0) as client:
         while True:
             await refresh(client)
             try:
-                response = await client.post(url, json=build_payload())
+                # Per request, so worker health checks on this client never carry the token.
+                response = await client.post(url, json=build_payload(), headers=headers)
                 response.raise_for_status()
             except httpx.HTTPError as exc:
                 if reachable is not False:

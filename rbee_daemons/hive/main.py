@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from rbee_daemons import narration
+from rbee_daemons.auth import resolve_token
 from rbee_daemons.daemon import check_bind, serve, setup_logging
-from rbee_daemons.errors import RbeeError
+from rbee_daemons.errors import ConfigError, RbeeError
 from rbee_daemons.hive.app import Hive, HiveSettings
 
 
@@ -30,6 +32,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--advertise-url", default=None,
         help="URL the queen uses to reach this hive (default: http://HOST:PORT).",
     )
+    parser.add_argument(
+        "--token-file", type=Path, default=None,
+        help="File with the bearer token to require and to send to the queen (default: "
+        "$RBEE_TOKEN, then the config dir's cluster-token).",
+    )
+    parser.add_argument(
+        "--worker-orphan-timeout", type=float, default=60.0,
+        help="Seconds a worker waits for this hive to answer again before it exits by "
+        "itself (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--download-stall-timeout", type=float, default=30.0,
+        help="Seconds without data before a download connection is dropped and resumed "
+        "(default: %(default)s).",
+    )
     return parser.parse_args(argv)
 
 
@@ -38,8 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     narration.set_actor("rbee-hive")
     setup_logging("hive")
     try:
-        check_bind("rbee-hive", args.host, token=os.environ.get("RBEE_TOKEN"))
-        hive = Hive(HiveSettings(args.host, args.port, args.queen_url, args.advertise_url))
+        if args.token_file is not None and not args.token_file.is_file():
+            raise ConfigError(f"The token file {args.token_file} does not exist; create it "
+                              "or leave out --token-file.")
+        token = resolve_token(token_path=args.token_file)
+        check_bind("rbee-hive", args.host, token=token)
+        settings = HiveSettings(
+            args.host, args.port, args.queen_url, args.advertise_url, token=token,
+            worker_orphan_seconds=args.worker_orphan_timeout,
+            download_stall_seconds=args.download_stall_timeout,
+        )
+        hive = Hive(settings)
     except RbeeError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2

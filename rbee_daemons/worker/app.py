@@ -1,28 +1,32 @@
-"""The worker's HTTP API: `/health` and an OpenAI-shaped streaming `/v1/completions`."""
+"""The worker's HTTP API: `/health` and OpenAI-shaped `/v1/completions` and
+`/v1/chat/completions`, streamed or not."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
-import time
-import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from rbee_daemons import sse
-from rbee_daemons.errors import InvalidRequestError, RbeeError
+from rbee_daemons.errors import RbeeError
 from rbee_daemons.http import error_response, read_json_object, response_for_error
 from rbee_daemons.narration import narrate
-from rbee_daemons.operations import MAX_PROMPT_CHARS, MAX_TOKENS_LIMIT, validation_message
 from rbee_daemons.worker.engine import GenerationRequest, GenerationResult, LlamaEngine
+from rbee_daemons.worker.requests import (
+    ChatRequest,
+    CompletionRequest,
+    SamplingRequest,
+    parse_request,
+)
+from rbee_daemons.worker.shapes import CHAT, TEXT, ResponseShape
 
 logger = logging.getLogger(__name__)
 
@@ -30,34 +34,8 @@ logger = logging.getLogger(__name__)
 NARRATION_HEADER = "x-rbee-narration"
 
 
-class CompletionRequest(BaseModel):
-    """The subset of OpenAI's completion request the worker serves; unknown keys are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    model: str | None = None
-    prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
-    max_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_LIMIT)] = 16
-    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 1.0
-    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    top_k: Annotated[int, Field(ge=0, le=1000)] = 40
-    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
-    stop: str | list[str] | None = None
-    stream: bool = False
-    stream_options: dict[str, Any] | None = None
-    n: Annotated[int, Field(ge=1, le=1)] = 1
-
-    def generation(self) -> GenerationRequest:
-        stop = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
-        return GenerationRequest(
-            prompt=self.prompt,
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            seed=self.seed,
-            stop=stop,
-        )
+def new_completion_id() -> str:
+    return TEXT.new_id()
 
 
 class Worker:
@@ -78,6 +56,7 @@ class Worker:
             routes=[
                 Route("/health", self.health, methods=["GET"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
+                Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
             ]
         )
 
@@ -96,13 +75,32 @@ class Worker:
     async def completions(self, request: Request) -> Response:
         try:
             body = await read_json_object(request)
-            completion = parse_completion_request(body)
+            completion = parse_request(CompletionRequest, body)
+        except RbeeError as exc:
+            return response_for_error(exc)
+        return await self._serve(request, completion, completion.generation(), TEXT)
+
+    async def chat_completions(self, request: Request) -> Response:
+        try:
+            body = await read_json_object(request)
+            chat = parse_request(ChatRequest, body)
         except RbeeError as exc:
             return response_for_error(exc)
         if not self.engine.loaded:
-            return error_response(
-                503, "The model is still loading; retry in a moment.", "service_unavailable"
-            )
+            return self._loading()
+        prompt = self.engine.chat_template().render(chat.chat_messages())
+        return await self._serve(request, chat, chat.generation_for(prompt.text, prompt.stop),
+                                 CHAT)
+
+    def _loading(self) -> Response:
+        return error_response(
+            503, "The model is still loading; retry in a moment.", "service_unavailable"
+        )
+
+    async def _serve(self, request: Request, sampling: SamplingRequest,
+                     generation: GenerationRequest, shape: ResponseShape) -> Response:
+        if not self.engine.loaded:
+            return self._loading()
         # One request runs, up to max_queue wait; beyond that the client should retry.
         if self.in_flight >= self.max_queue + 1:
             return error_response(
@@ -112,53 +110,58 @@ class Worker:
                 headers={"Retry-After": "1"},
             )
         narrated = request.headers.get(NARRATION_HEADER) == "1"
-        if completion.stream:
-            return sse.event_stream_response(self._stream(completion, narrated))
-        return await self._complete(completion)
+        if sampling.stream:
+            stream = self._stream(generation, shape, sampling.include_usage, narrated)
+            return sse.event_stream_response(stream)
+        return await self._complete(generation, shape)
 
-    async def _complete(self, completion: CompletionRequest) -> Response:
+    async def _complete(self, generation: GenerationRequest, shape: ResponseShape) -> Response:
         pieces: list[str] = []
         cancelled = threading.Event()
         self.in_flight += 1
         try:
             result = await asyncio.get_running_loop().run_in_executor(
-                self.executor, self.engine.generate, completion.generation(), pieces.append,
-                cancelled,
+                self.executor, self.engine.generate, generation, pieces.append, cancelled,
             )
         except RbeeError as exc:
             return response_for_error(exc)
         finally:
             cancelled.set()
             self.in_flight -= 1
-        body = self._chunk(new_completion_id(), "".join(pieces), result.finish_reason)
+        body = shape.base(shape.new_id(), self.model_id, full=True)
+        body["choices"] = [shape.full_choice("".join(pieces), result.finish_reason)]
         body["usage"] = result.usage()
         return JSONResponse(body)
 
-    async def _stream(self, completion: CompletionRequest, narrated: bool) -> AsyncIterator[str]:
+    async def _stream(self, generation: GenerationRequest, shape: ResponseShape,
+                      include_usage: bool, narrated: bool) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         cancelled = threading.Event()
-        request = completion.generation()
-        completion_id = new_completion_id()
+        completion_id = shape.new_id()
         self.in_flight += 1
 
         def on_token(text: str) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, ("token", text))
 
         future = loop.run_in_executor(
-            self.executor, self.engine.generate, request, on_token, cancelled
+            self.executor, self.engine.generate, generation, on_token, cancelled
         )
         future.add_done_callback(lambda done: queue.put_nowait(("end", done)))
         try:
             if narrated:
-                yield self._narration_frame(self._narrate_start(request))
+                yield self._narration_frame(self._narrate_start(generation))
+            opening = shape.opening_choice()
+            if opening is not None:
+                yield self._frame(shape, completion_id, [opening])
             while True:
                 kind, value = await queue.get()
                 if kind == "token":
-                    yield sse.frame(sse.dumps(self._chunk(completion_id, value, None)))
+                    yield self._frame(shape, completion_id, [shape.choice(value, None)])
                     continue
-                finish = self._finish_stream(value, completion, completion_id, narrated)
-                async for frame in finish:
+                async for frame in self._finish_stream(
+                    value, shape, completion_id, include_usage, narrated
+                ):
                     yield frame
                 return
         finally:
@@ -169,8 +172,9 @@ class Worker:
     async def _finish_stream(
         self,
         done: asyncio.Future[GenerationResult],
-        completion: CompletionRequest,
+        shape: ResponseShape,
         completion_id: str,
+        include_usage: bool,
         narrated: bool,
     ) -> AsyncIterator[str]:
         error = done.exception()
@@ -182,16 +186,20 @@ class Worker:
             yield sse.frame("[DONE]")
             return
         result = done.result()
-        yield sse.frame(sse.dumps(self._chunk(completion_id, "", result.finish_reason)))
+        yield self._frame(shape, completion_id, [shape.choice("", result.finish_reason)])
         if narrated:
             yield self._narration_frame(self._narrate_end(result))
-        include_usage = bool((completion.stream_options or {}).get("include_usage"))
         if include_usage or narrated:
-            usage_chunk = self._chunk_base(completion_id)
-            usage_chunk["choices"] = []
-            usage_chunk["usage"] = result.usage()
-            yield sse.frame(sse.dumps(usage_chunk))
+            yield self._frame(shape, completion_id, [], usage=result.usage())
         yield sse.frame("[DONE]")
+
+    def _frame(self, shape: ResponseShape, completion_id: str, choices: list[dict[str, Any]],
+               usage: dict[str, Any] | None = None) -> str:
+        chunk = shape.base(completion_id, self.model_id)
+        chunk["choices"] = choices
+        if usage is not None:
+            chunk["usage"] = usage
+        return sse.frame(sse.dumps(chunk))
 
     def _narrate_start(self, request: GenerationRequest) -> dict[str, Any]:
         return narrate(
@@ -228,28 +236,6 @@ class Worker:
     def _narration_frame(self, event: dict[str, Any]) -> str:
         return sse.frame(sse.dumps(event), event="narration")
 
-    def _chunk_base(self, completion_id: str) -> dict[str, Any]:
-        return {
-            "id": completion_id,
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": self.model_id,
-        }
-
-    def _chunk(self, completion_id: str, text: str, finish_reason: str | None) -> dict[str, Any]:
-        chunk = self._chunk_base(completion_id)
-        chunk["choices"] = [
-            {"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}
-        ]
-        return chunk
-
-
-def new_completion_id() -> str:
-    return f"cmpl-{uuid.uuid4().hex[:24]}"
-
 
 def parse_completion_request(body: dict[str, Any]) -> CompletionRequest:
-    try:
-        return CompletionRequest.model_validate(body)
-    except ValidationError as exc:
-        raise InvalidRequestError(validation_message(exc), code="invalid_field") from exc
+    return parse_request(CompletionRequest, body)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rbee_daemons.errors import ModelError
+from rbee_daemons.worker.chat import ChatTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,20 @@ class LlamaEngine:
                 f"llama.cpp could not load {str(self.model_path)!r}: {exc}. "
                 "Is it a valid GGUF file?"
             ) from exc
+
+    def chat_template(self) -> ChatTemplate:
+        """Return the GGUF's chat template with its BOS and EOS token texts."""
+        metadata = self._llama.metadata or {}
+        return ChatTemplate(
+            metadata.get("tokenizer.chat_template"),
+            bos_token=self._token_text(self._llama.token_bos()),
+            eos_token=self._token_text(self._llama.token_eos()),
+        )
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return bytes(self._llama.detokenize([token], special=True)).decode("utf-8", "replace")
 
     def count_tokens(self, text: str) -> int:
         return len(self._llama.tokenize(text.encode("utf-8"), add_bos=True, special=True))

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -14,17 +16,28 @@ from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from rbee_daemons import events, narration
+from rbee_daemons.auth import BearerAuthMiddleware
 from rbee_daemons.daemon import check_bind, setup_logging
 from rbee_daemons.errors import RbeeError
 from rbee_daemons.narration import narrate
+from rbee_daemons.redact import register_secret
 from rbee_daemons.worker.app import Worker
 from rbee_daemons.worker.engine import LlamaEngine
+from rbee_daemons.worker.watchdog import watch_hive
 
 logger = logging.getLogger("rbee_daemons.worker")
 
+# The hive passes a network-mode worker its bearer token here; argv would show it in `ps`.
+TOKEN_ENV = "RBEE_WORKER_TOKEN"
+
+EXIT_USAGE = 2
 EXIT_LOAD_FAILED = 3
+# The port was taken between the hive's probe and this bind; the hive retries another port.
+EXIT_PORT_IN_USE = 4
+EXIT_ORPHANED = 5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,6 +59,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-queue", type=int, default=8,
         help="Requests that may wait behind the running one before new ones get 429.",
     )
+    parser.add_argument("--hive-url", default=None,
+                        help="The hive to watch; without it the worker never exits by itself.")
+    parser.add_argument("--hive-id", default=None, help="Id the hive's /health must report.")
+    parser.add_argument(
+        "--orphan-timeout", type=float, default=60.0,
+        help="Seconds without an answer from the hive before the worker exits "
+        "(default: %(default)s).",
+    )
     return parser.parse_args(argv)
 
 
@@ -54,7 +75,7 @@ def print_narration(job_id: str, event: events.Event) -> None:
     print(json.dumps(event, ensure_ascii=False), flush=True)
 
 
-async def load_model(worker: Worker, server: uvicorn.Server) -> None:
+async def load_model(worker: Worker, server: uvicorn.Server, port: int) -> None:
     model_name = worker.model_id
     narrate(
         "worker_load",
@@ -81,13 +102,27 @@ async def load_model(worker: Worker, server: uvicorn.Server) -> None:
     seconds = time.perf_counter() - started
     narrate(
         "worker_ready",
-        f"Loaded {model_name} in {seconds:.2f} s; ready on port {server.config.port}.",
-        cute=f"🍯 {model_name} is loaded and warm, buzzing on port {server.config.port}!",
+        f"Loaded {model_name} in {seconds:.2f} s; ready on port {port}.",
+        cute=f"🍯 {model_name} is loaded and warm, buzzing on port {port}!",
         story='"Loaded and warm," said the worker. "Send me your prompts."',
         model=model_name,
         load_seconds=round(seconds, 3),
-        port=server.config.port,
+        port=port,
     )
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen before loading the model, so a lost port race fails in milliseconds."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError:
+        listener.close()
+        raise
+    return listener
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,31 +130,53 @@ def main(argv: list[str] | None = None) -> int:
     narration.set_actor("llm-worker-rbee")
     setup_logging(f"worker-{args.worker_id}", to_stderr=True)
     narration.add_listener(print_narration)
+    token = os.environ.pop(TOKEN_ENV, None) or None
+    register_secret(token)
     try:
-        check_bind("llm-worker-rbee", args.host, token=None)
+        check_bind("llm-worker-rbee", args.host, token=token)
+        listener = bind_socket(args.host, args.port)
     except RbeeError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return EXIT_PORT_IN_USE
     engine = LlamaEngine(args.model_path, n_ctx=args.ctx_size, n_threads=args.threads)
     worker = Worker(engine, worker_id=args.worker_id, model_id=args.model_id,
                     max_queue=args.max_queue)
+    return run(worker, args, listener, token)
+
+
+def run(worker: Worker, args: argparse.Namespace, listener: socket.socket,
+        token: str | None) -> int:
     server: uvicorn.Server
+    orphaned = False
+
+    def exit_orphaned() -> None:
+        nonlocal orphaned
+        orphaned = True
+        server.should_exit = True
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        task = asyncio.create_task(load_model(worker, server))
+        tasks = [asyncio.create_task(load_model(worker, server, args.port))]
+        if args.hive_url and args.hive_id:
+            tasks.append(asyncio.create_task(
+                watch_hive(args.hive_url, args.hive_id, args.orphan_timeout, exit_orphaned)))
         yield
-        task.cancel()
+        for task in tasks:
+            task.cancel()
         worker.executor.shutdown(wait=False, cancel_futures=True)
 
-    app = worker.app()
-    app.router.lifespan_context = lifespan
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_config=None,
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=3)
+    starlette_app = worker.app()
+    starlette_app.router.lifespan_context = lifespan
+    app: ASGIApp = BearerAuthMiddleware(starlette_app, token) if token else starlette_app
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
-    server.run()
+    server.run(sockets=[listener])
     if worker.load_error:
         return EXIT_LOAD_FAILED
-    if not server.started:
-        return 1
-    return 0
+    if orphaned:
+        return EXIT_ORPHANED
+    return 0 if server.started else 1

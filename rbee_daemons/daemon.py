@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import socket
 import sys
+from collections.abc import Awaitable, Callable
 from logging.handlers import RotatingFileHandler
 
 import uvicorn
@@ -52,8 +54,30 @@ def check_bind(program: str, host: str, token: str | None) -> None:
         )
 
 
-def serve(app: ASGIApp, host: str, port: int) -> None:
-    """Run `app` under uvicorn until SIGINT or SIGTERM."""
+class _Server(uvicorn.Server):
+    """A uvicorn server that runs a hook before it waits for open connections to close."""
+
+    def __init__(self, config: uvicorn.Config,
+                 before_shutdown: Callable[[], Awaitable[None]] | None) -> None:
+        super().__init__(config)
+        self.before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.before_shutdown is not None:
+            try:
+                await self.before_shutdown()
+            except Exception:
+                logging.getLogger(__name__).exception("The shutdown hook failed")
+        await super().shutdown(sockets)
+
+
+def serve(app: ASGIApp, host: str, port: int,
+          before_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run `app` under uvicorn until SIGINT or SIGTERM.
+
+    `before_shutdown` runs first on shutdown; the queen uses it to end its streams, which would
+    otherwise hold the graceful shutdown open until its timeout.
+    """
     config = uvicorn.Config(
         app,
         host=host,
@@ -63,4 +87,4 @@ def serve(app: ASGIApp, host: str, port: int) -> None:
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    uvicorn.Server(config).run()
+    _Server(config, before_shutdown).run()

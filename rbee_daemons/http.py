@@ -12,6 +12,7 @@ from rbee_daemons.errors import (
     InvalidRequestError,
     NoCapacityError,
     NotFoundError,
+    QueueFullError,
     RbeeError,
 )
 
@@ -20,6 +21,7 @@ MAX_BODY_BYTES = 1024 * 1024
 _STATUS_BY_ERROR: list[tuple[type[RbeeError], int, str]] = [
     (InvalidRequestError, 400, "invalid_request_error"),
     (NotFoundError, 404, "not_found_error"),
+    (QueueFullError, 429, "rate_limit_exceeded"),
     (NoCapacityError, 503, "service_unavailable"),
 ]
 
@@ -46,7 +48,11 @@ def error_response(
 def response_for_error(exc: RbeeError, param: str | None = None) -> JSONResponse:
     for error_class, status, error_type in _STATUS_BY_ERROR:
         if isinstance(exc, error_class):
-            return error_response(status, exc.message, error_type, param=param, code=exc.code)
+            headers = None
+            if isinstance(exc, QueueFullError):
+                headers = {"Retry-After": str(exc.retry_after)}
+            return error_response(status, exc.message, error_type, param=param, code=exc.code,
+                                  headers=headers)
     return error_response(500, exc.message, "server_error", code=exc.code)
 
 
@@ -76,6 +82,12 @@ async def read_json_object(request: Request, max_bytes: int = MAX_BODY_BYTES) ->
         raise InvalidRequestError(
             f"The request body is not valid JSON: {exc.msg} at line {exc.lineno}, "
             f"column {exc.colno}."
+        ) from exc
+    except (ValueError, RecursionError) as exc:
+        # Integers beyond Python's digit limit, or nesting deeper than the parser's stack.
+        raise InvalidRequestError(
+            "The request body is not acceptable JSON: it nests too deeply or holds a number "
+            "with too many digits."
         ) from exc
     if not isinstance(value, dict):
         raise InvalidRequestError(

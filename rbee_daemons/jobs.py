@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[], Awaitable[Any]]
 
+SHUTDOWN_MESSAGE = "The daemon is shutting down."
 # A subscriber that reconnects within this time keeps a cancel-on-disconnect job alive.
 DISCONNECT_GRACE_SECONDS = 0.5
 
@@ -127,6 +128,10 @@ class Job:
         if self.task is not None and not self.task.done():
             self.task.cancel()
         return True
+
+    @property
+    def cancelled_by_shutdown(self) -> bool:
+        return self._cancel_message == SHUTDOWN_MESSAGE
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -231,16 +236,21 @@ class JobRegistry:
     def list(self) -> list[Job]:
         return list(reversed(self._jobs.values()))
 
-    async def shutdown(self) -> None:
-        """Cancel every unfinished job and wait for them to record it."""
+    async def cancel_all(self) -> None:
+        """Cancel every unfinished job and wait (up to 5 s) for them to record it."""
         tasks = []
         for job in self._jobs.values():
-            if job.cancel("The daemon is shutting down.") and job.task is not None:
+            if job.cancel(SHUTDOWN_MESSAGE) and job.task is not None:
                 tasks.append(job.task)
         if tasks:
             await asyncio.wait(tasks, timeout=5)
+
+    async def shutdown(self) -> None:
+        """Cancel every unfinished job, then close the store."""
+        await self.cancel_all()
         if self.store is not None:
-            await asyncio.to_thread(self.store.close)
+            store, self.store = self.store, None
+            await asyncio.to_thread(store.close)
 
     def subscriber_joined(self, job: Job) -> None:
         job.subscribers += 1

@@ -24,6 +24,8 @@ class OperationHandler:
     run: Callable[[Any], Awaitable[Any]]
     # Inference stops when nobody listens any more; downloads and spawns go on.
     cancel_on_disconnect: bool = False
+    # Checks run at submission; an RbeeError from them rejects the request with no job.
+    admit: Callable[[Any], None] | None = None
 
 
 class JobServer:
@@ -62,6 +64,9 @@ class JobServer:
         try:
             body = await read_json_object(request)
             operation = parse_operation(body, self.accepted)
+            admit = self.handlers[operation.operation].admit
+            if admit is not None:
+                admit(operation)
         except RbeeError as exc:
             return response_for_error(exc)
         job = self.submit_operation(operation)

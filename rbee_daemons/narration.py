@@ -53,6 +53,11 @@ def get_actor() -> str:
     return _actor
 
 
+def current_sink() -> EventSink | None:
+    """Return the job whose context the caller runs in, if any."""
+    return _current_sink.get()
+
+
 def current_job_id() -> str | None:
     sink = _current_sink.get()
     return sink.job_id if sink is not None else None

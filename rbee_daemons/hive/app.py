@@ -26,7 +26,7 @@ from rbee_daemons.hive import default_model
 from rbee_daemons.hive.catalog import Catalog, ModelEntry
 from rbee_daemons.hive.downloads import DownloadPolicy
 from rbee_daemons.hive.handlers import HiveHandlers
-from rbee_daemons.hive.heartbeat import run_heartbeats
+from rbee_daemons.hive.heartbeat import run_heartbeats, send_goodbye
 from rbee_daemons.hive.models import ModelStore
 from rbee_daemons.hive.workers import WorkerManager, WorkerSettings
 from rbee_daemons.jobs import JobRegistry
@@ -137,6 +137,8 @@ class Hive:
             yield
         finally:
             heartbeat.cancel()
+            await send_goodbye(self.settings.queen_url, self.heartbeat_payload(),
+                               self.settings.token)
             await self.jobs.shutdown()
             await self.workers.stop_all()
             self.catalog.close()

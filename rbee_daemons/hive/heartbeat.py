@@ -46,3 +46,14 @@ async def run_heartbeats(
                     logger.info("Heartbeats reach the queen at %s", queen_url)
                 reachable = True
             await asyncio.sleep(interval)
+
+
+async def send_goodbye(queen_url: str, payload: dict[str, Any], token: str | None) -> None:
+    """Tell the queen this hive is stopping, so it stops scheduling here at once."""
+    url = queen_url.rstrip("/") + "/v1/hive-heartbeat"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            await client.post(url, json={**payload, "state": "stopping"}, headers=headers)
+    except httpx.HTTPError as exc:
+        logger.info("Could not tell the queen at %s that this hive stops: %s", queen_url, exc)

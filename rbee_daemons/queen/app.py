@@ -76,7 +76,8 @@ class Queen:
         handlers = {
             "status": OperationHandler(self.status),
             "queen_check": OperationHandler(self.queen_check),
-            "infer": OperationHandler(self.infer, cancel_on_disconnect=True),
+            "infer": OperationHandler(self.infer, cancel_on_disconnect=True,
+                                      admit=self.scheduler.admit),
         }
         for name in HIVE_OPERATIONS:
             handlers[name] = OperationHandler(self.forward_to_hive)

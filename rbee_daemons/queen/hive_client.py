@@ -38,7 +38,9 @@ async def run_hive_job(
     try:
         return await _relay(client, hive_id, hive_url, job_id)
     except asyncio.CancelledError:
-        await asyncio.shield(_cancel(client, hive_url, job_id))
+        # A queen that shuts down leaves hive jobs (downloads) running; it is a non-event.
+        if not getattr(narration.current_sink(), "cancelled_by_shutdown", False):
+            await asyncio.shield(_cancel(client, hive_url, job_id))
         raise
 
 

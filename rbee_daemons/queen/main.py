@@ -62,5 +62,5 @@ def main(argv: list[str] | None = None) -> int:
     except RbeeError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    serve(queen.app(), args.host, args.port)
+    serve(queen.app(), args.host, args.port, before_shutdown=queen.jobs.cancel_all)
     return 0

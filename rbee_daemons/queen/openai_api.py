@@ -30,6 +30,7 @@ from rbee_daemons.queen.scheduler import Scheduler
 _STATUS_BY_CODE = {
     "invalid_request": (400, "invalid_request_error"),
     "invalid_field": (400, "invalid_request_error"),
+    "context_length_exceeded": (400, "invalid_request_error"),
     "not_found": (404, "not_found_error"),
     "model_not_found": (404, "not_found_error"),
     "queue_full": (429, "rate_limit_exceeded"),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rbee_daemons.hive.heartbeat import HEARTBEAT_INTERVAL_SECONDS
 
@@ -15,17 +15,56 @@ ONLINE_INTERVALS = 3
 DEGRADED_INTERVALS = 10
 
 
+IdStr = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+UrlStr = Annotated[str, Field(pattern=r"^https?://[^\s/]+$", max_length=300)]
+
+
+class WorkerEntry(BaseModel):
+    """The keys of a heartbeat's worker entry that the queen relies on; others are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    worker_id: IdStr
+    model: IdStr
+    url: UrlStr
+    state: Literal["starting", "ready", "busy", "stopping", "failed"]
+    token: Annotated[str, Field(max_length=512)] | None = None
+
+
+class ModelSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: IdStr
+    state: Literal["downloading", "available", "failed"]
+    size: Annotated[int, Field(ge=0)] | None = None
+
+
 class Heartbeat(BaseModel):
-    """What a hive sends every second."""
+    """What a hive sends every second; `state: stopping` is its last one."""
 
     model_config = ConfigDict(extra="ignore")
 
-    hive_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
-    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+$", max_length=300)]
+    hive_id: IdStr
+    url: UrlStr
     version: Annotated[str, Field(max_length=64)] = "unknown"
+    state: Literal["running", "stopping"] = "running"
     devices: dict[str, Any] = Field(default_factory=dict)
     models: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
     workers: list[dict[str, Any]] = Field(default_factory=list, max_length=1_000)
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _check_workers(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [WorkerEntry.model_validate(item).model_dump() for item in value]
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _check_models(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [ModelSummary.model_validate(item).model_dump() for item in value]
 
 
 @dataclass
@@ -80,11 +119,17 @@ class HiveRegistry:
         """Store a heartbeat; return True when the hive is new to this queen."""
         existing = self.hives.get(heartbeat.hive_id)
         if existing is None:
-            self.hives[heartbeat.hive_id] = HiveRecord(heartbeat)
-            return True
-        existing.heartbeat = heartbeat
-        existing.last_seen = time.monotonic()
-        return False
+            existing = self.hives[heartbeat.hive_id] = HiveRecord(heartbeat)
+            joined = True
+        else:
+            existing.heartbeat = heartbeat
+            existing.last_seen = time.monotonic()
+            joined = False
+        if heartbeat.state == "stopping":
+            # A hive that says goodbye is offline now, not after ten silent intervals.
+            existing.last_seen = time.monotonic() - (DEGRADED_INTERVALS + 1) * (
+                HEARTBEAT_INTERVAL_SECONDS)
+        return joined
 
     def get(self, hive_id: str) -> HiveRecord | None:
         return self.hives.get(hive_id)

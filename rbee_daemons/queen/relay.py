@@ -9,7 +9,7 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from rbee_daemons import events, narration
-from rbee_daemons.errors import QueueFullError, WorkerError
+from rbee_daemons.errors import InvalidRequestError, QueueFullError, WorkerError
 from rbee_daemons.operations import InferOperation
 from rbee_daemons.queen.scheduler import WorkerTarget
 
@@ -101,4 +101,15 @@ async def _check_status(response: httpx.Response, where: str) -> None:
         message = f"HTTP {response.status_code}"
     if response.status_code == 429:
         raise QueueFullError(f"{where} is busy: {message}")
+    if response.status_code == 400:
+        code = _error_code(response) or "invalid_request"
+        raise InvalidRequestError(message, code=code)
     raise WorkerError(f"{where} rejected the request: {message}")
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return str(code) if code else None

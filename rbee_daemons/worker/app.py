@@ -109,11 +109,28 @@ class Worker:
                 "rate_limit_exceeded",
                 headers={"Retry-After": "1"},
             )
+        too_long = await self._context_error(generation)
+        if too_long is not None:
+            return too_long
         narrated = request.headers.get(NARRATION_HEADER) == "1"
         if sampling.stream:
             stream = self._stream(generation, shape, sampling.include_usage, narrated)
             return sse.event_stream_response(stream)
         return await self._complete(generation, shape)
+
+    async def _context_error(self, generation: GenerationRequest) -> Response | None:
+        """Return a 400 when the prompt and max_tokens do not fit the context."""
+        # Tokenizing reads only the vocabulary, so it may run beside a generation.
+        prompt_tokens = await asyncio.to_thread(self.engine.count_tokens, generation.prompt)
+        if prompt_tokens + generation.max_tokens <= self.engine.n_ctx:
+            return None
+        return error_response(
+            400,
+            f"The prompt has {prompt_tokens} tokens and max_tokens is {generation.max_tokens}, "
+            f"which exceeds the context size of {self.engine.n_ctx} tokens; shorten the prompt "
+            "or lower max_tokens.",
+            "invalid_request_error", param="max_tokens", code="context_length_exceeded",
+        )
 
     async def _complete(self, generation: GenerationRequest, shape: ResponseShape) -> Response:
         pieces: list[str] = []

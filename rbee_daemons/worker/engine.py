@@ -133,6 +133,10 @@ class LlamaEngine:
         finish_reason = "length"
         if cancelled.is_set():
             return GenerationResult("cancelled", prompt_tokens, 0, 0.0, 0.0)
+        # Evaluate every prompt from an empty KV cache. Reusing a cached prefix changes the
+        # batch shapes of prompt processing, and with them the floating-point results, so
+        # the same prompt at temperature 0 could give a different text after another prompt.
+        self._llama.reset()
         stream = self._llama.create_completion(
             prompt=request.prompt,
             max_tokens=request.max_tokens,

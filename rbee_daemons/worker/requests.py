@@ -17,7 +17,7 @@ MAX_MESSAGES = 512
 class SamplingRequest(BaseModel):
     """Fields shared by both endpoints; unknown keys are ignored, as OpenAI clients send many."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
 
     model: str | None = None
     max_tokens: Annotated[int, Field(ge=1, le=MAX_TOKENS_LIMIT)] = 16
@@ -25,7 +25,11 @@ class SamplingRequest(BaseModel):
     top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     top_k: Annotated[int, Field(ge=0, le=1000)] = 40
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] | None = None
-    stop: str | list[str] | None = None
+    stop: (
+        Annotated[str, Field(min_length=1)]
+        | Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=4)]
+        | None
+    ) = None
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     n: Annotated[int, Field(ge=1, le=1)] = 1
@@ -46,6 +50,13 @@ class SamplingRequest(BaseModel):
 
 class CompletionRequest(SamplingRequest):
     prompt: Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("the prompt must not contain NUL characters")
+        return value
 
     def generation(self) -> GenerationRequest:
         return self.generation_for(self.prompt)

@@ -175,12 +175,12 @@ def test_invalid_field_names_the_field(cluster: Cluster) -> None:
     assert "max_tokens" in response.json()["error"]["message"]
 
 
-def test_unknown_model_fails_naming_it(cluster: Cluster) -> None:
-    found, marker = cluster.run(infer(model="no-such-model"))
+def test_unknown_model_is_rejected_naming_it(cluster: Cluster) -> None:
+    response = httpx.post(f"{cluster.queen_url}/v1/jobs", json=infer(model="no-such-model"))
 
-    assert found[-1]["type"] == "error"
-    assert "no-such-model" in str(found[-1]["message"])
-    assert marker.startswith("[ERROR]")
+    assert response.status_code == 404
+    assert "no-such-model" in response.json()["error"]["message"]
+    assert response.json()["error"]["code"] == "model_not_found"
 
 
 def test_unreachable_hive_fails_naming_it(cluster: Cluster) -> None:

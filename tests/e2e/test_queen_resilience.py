@@ -158,7 +158,8 @@ def test_full_queue_answers_429(small_queue_cluster: Cluster) -> None:
     assert response.status_code == 429
     assert response.headers["Retry-After"] == "1"
     assert response.json()["error"]["type"] == "rate_limit_exceeded"
-    assert job.status_code == 201
+    assert job.status_code == 429
+    assert job.headers["Retry-After"] == "1"
     queued_events = cluster.stream_so_far(second)
     position = next(e for e in queued_events if e.get("action") == "queen_queued")
     assert position["fields"]["position"] == 1

@@ -151,12 +151,31 @@ def test_malformed_json_is_400(worker_url: str) -> None:
 def test_prompt_over_context_fails_clearly(worker_url: str) -> None:
     response = httpx.post(
         f"{worker_url}/v1/completions",
-        json=completion(prompt="word " * 5000, max_tokens=8),
+        json=completion(prompt="word " * 5000, max_tokens=8, stream=True),
         timeout=60,
     )
 
-    assert response.status_code == 500
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "context_length_exceeded"
     assert "context size" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"prompt": "a\x00b"}, "prompt"),
+        ({"prompt": "x", "stop": [""]}, "stop"),
+        ({"prompt": "x", "temperature": "0.5"}, "temperature"),
+        ({"prompt": "x", "stream": "yes"}, "stream"),
+    ],
+)
+def test_worker_rejects_what_the_queen_rejects(
+    worker_url: str, body: dict[str, Any], field: str
+) -> None:
+    response = httpx.post(f"{worker_url}/v1/completions", json=body)
+
+    assert response.status_code == 400
+    assert field in response.json()["error"]["message"]
 
 
 def test_full_queue_gets_429_and_disconnect_frees_it(worker_url: str) -> None:

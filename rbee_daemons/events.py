@@ -12,7 +12,7 @@ Every event has `seq`, `job_id`, `ts` and `type`. The other keys depend on the t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 from typing import Any, Final
 
 NARRATION: Final = "narration"
@@ -33,10 +33,18 @@ END_MARKERS: Final = {DONE: "[DONE]", ERROR: "[ERROR]", CANCELLED: "[CANCELLED]"
 Event = dict[str, Any]
 
 
+_second_cache: tuple[int, str] = (-1, "")
+
+
 def utc_timestamp() -> str:
     """Return the current time as ISO 8601 in UTC with milliseconds, e.g. `...T19:00:00.123Z`."""
-    now = datetime.now(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    global _second_cache
+    now = time.time()
+    second = int(now)
+    # Every token event is stamped; formatting the date once per second keeps that cheap.
+    if _second_cache[0] != second:
+        _second_cache = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_second_cache[1]}.{int((now - second) * 1000):03d}Z"
 
 
 def is_terminal(event: Event) -> bool:

@@ -119,18 +119,19 @@ class SqliteJobStore:
         """Commit one batch; return False when a stop request was in it."""
         keep_running = True
         flushed: list[threading.Event] = []
+        rows: list[tuple[str, int, str]] = []
         try:
             with connection:
                 for kind, item in batch:
+                    if kind == "event":
+                        rows.append((item["job_id"], item["seq"], json.dumps(item)))
+                        continue
+                    # Events go in with one executemany, before anything that may follow them.
+                    self._insert_events(connection, rows)
                     if kind == "job":
                         connection.execute(
                             f"INSERT OR REPLACE INTO jobs ({', '.join(_JOB_COLUMNS)}) "
                             f"VALUES ({', '.join('?' * len(_JOB_COLUMNS))})", item,
-                        )
-                    elif kind == "event":
-                        connection.execute(
-                            "INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
-                            (item["job_id"], item["seq"], json.dumps(item)),
                         )
                     elif kind == "delete":
                         self._delete(connection, item)
@@ -138,11 +139,18 @@ class SqliteJobStore:
                         flushed.append(item)
                     elif kind == "stop":
                         keep_running = False
+                self._insert_events(connection, rows)
         except sqlite3.Error:
             logger.exception("Writing %d job records to %s failed", len(batch), self.path)
         for done in flushed:
             done.set()
         return keep_running
+
+    @staticmethod
+    def _insert_events(connection: sqlite3.Connection, rows: list[tuple[str, int, str]]) -> None:
+        if rows:
+            connection.executemany("INSERT OR REPLACE INTO events VALUES (?, ?, ?)", rows)
+            rows.clear()
 
     @staticmethod
     def _delete(connection: sqlite3.Connection, job_ids: list[str]) -> None:

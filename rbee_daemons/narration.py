@@ -107,7 +107,12 @@ def emit(event_type: str, **payload: Any) -> events.Event:
     """Emit a non-narration event (`token`, `data`, `progress`) to the current job."""
     if event_type not in events.EVENT_TYPES or event_type == events.NARRATION:
         raise ValueError(f"use narrate() for narration; {event_type!r} is not an event type")
-    event: events.Event = {"type": event_type, **redact_value(payload)}
+    # Tokens are the model's output for the user who asked, not narration, and they are the
+    # hot path of the relay; every other event is redacted like narration.
+    if event_type == events.TOKEN:
+        event: events.Event = {"type": event_type, **payload}
+    else:
+        event = {"type": event_type, **redact_value(payload)}
     if event_type == events.PROGRESS:
         event.setdefault("actor", _actor)
     sink = _current_sink.get()

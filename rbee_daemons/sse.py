@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.responses import StreamingResponse
@@ -55,6 +56,49 @@ def parse_last_event_id(value: str | None) -> int:
         return max(int(value.strip()), 0)
     except ValueError:
         return 0
+
+
+@dataclass
+class Message:
+    """One server-sent event as a client sees it."""
+
+    data: str
+    event: str | None = None
+    id: str | None = None
+
+
+class MessageDecoder:
+    """Turn SSE lines (terminators removed) into messages.
+
+    The queen's token relay reads worker streams with aiohttp, which has no SSE parser; this
+    covers the parts of the format the workers use: `data`, `event`, `id` and comments.
+    """
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+        self._event: str | None = None
+        self._id: str | None = None
+
+    def feed(self, line: str) -> Message | None:
+        """Consume one line; return a message when a blank line completes one."""
+        if not line:
+            if not self._data:
+                self._event = None
+                return None
+            message = Message("\n".join(self._data), self._event, self._id)
+            self._data, self._event = [], None
+            return message
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            self._id = value
+        return None
 
 
 def event_stream_response(body: AsyncIterator[str]) -> StreamingResponse:

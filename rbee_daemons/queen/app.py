@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -73,6 +74,9 @@ class Queen:
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
         )
         self.scheduler = Scheduler(self.registry, self.client, settings.queue_limit)
+        # The token relay uses aiohttp: on this project's relay benchmark (docs/benchmarks.md)
+        # httpx's streaming client spent about 40 % of the queen's CPU in its own machinery.
+        self.relay_session: aiohttp.ClientSession | None = None
         handlers = {
             "status": OperationHandler(self.status),
             "queen_check": OperationHandler(self.queen_check),
@@ -101,6 +105,10 @@ class Queen:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         monitor = asyncio.create_task(self._monitor_hives())
+        self.relay_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300),
+            auto_decompress=False,
+        )
         narrate(
             "queen_start",
             f"Queen is listening on http://{self.settings.host}:{self.settings.port}"
@@ -116,6 +124,7 @@ class Queen:
             monitor.cancel()
             await self.jobs.shutdown()
             await self.client.aclose()
+            await self.relay_session.close()
 
     async def _monitor_hives(self) -> None:
         while True:
@@ -214,7 +223,8 @@ class Queen:
         self, target: WorkerTarget, operation: InferOperation
     ) -> dict[str, Any]:
         """Relay the tokens, but fail with the hive's name if it goes offline meanwhile."""
-        relay = asyncio.create_task(relay_completion(self.client, target, operation))
+        assert self.relay_session is not None, "the relay session opens in the lifespan"
+        relay = asyncio.create_task(relay_completion(self.relay_session, target, operation))
         lost = self.scheduler.hive_lost(target.hive_id)
         waiting: set[asyncio.Future[Any]] = {relay, lost}
         try:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from httpx_sse import aconnect_sse
+import aiohttp
 
 from rbee_daemons import events, narration
 from rbee_daemons.errors import InvalidRequestError, QueueFullError, WorkerError
 from rbee_daemons.operations import InferOperation
 from rbee_daemons.queen.scheduler import WorkerTarget
+from rbee_daemons.sse import Message, MessageDecoder
 
 NARRATION_HEADER = "x-rbee-narration"
+# Tokens come as long as generation runs; only connecting is bounded.
+RELAY_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=10.0, sock_read=None)
 
 
 def completion_request(operation: InferOperation) -> tuple[str, dict[str, Any]]:
@@ -44,7 +47,7 @@ def _chunk_text(choice: dict[str, Any]) -> str:
 
 
 async def relay_completion(
-    client: httpx.AsyncClient, target: WorkerTarget, operation: InferOperation
+    session: aiohttp.ClientSession, target: WorkerTarget, operation: InferOperation
 ) -> dict[str, Any]:
     """Emit one `token` event per token from the worker; return finish reason and usage.
 
@@ -56,60 +59,67 @@ async def relay_completion(
     headers = {NARRATION_HEADER: "1"}
     if target.token:
         headers["Authorization"] = f"Bearer {target.token}"
-    index = 0
-    finish_reason: str | None = None
-    usage: dict[str, Any] | None = None
+    state = _RelayState()
     try:
-        async with aconnect_sse(
-            client, "POST", f"{target.url}{path}", json=body, headers=headers,
-            timeout=httpx.Timeout(10.0, read=None),
-        ) as source:
-            await _check_status(source.response, where)
-            async for message in source.aiter_sse():
-                if message.event == "narration":
-                    narration.relay(json.loads(message.data))
-                    continue
-                if message.data == "[DONE]":
+        async with session.post(f"{target.url}{path}", json=body, headers=headers,
+                                timeout=RELAY_TIMEOUT) as response:
+            await _check_status(response, where)
+            decoder = MessageDecoder()
+            async for raw in response.content:
+                message = decoder.feed(raw.decode("utf-8").rstrip("\r\n"))
+                if message is not None and _handle(message, state, where):
                     break
-                chunk = json.loads(message.data)
-                if "error" in chunk:
-                    raise WorkerError(f"{where} failed: {chunk['error'].get('message')}")
-                usage = chunk.get("usage") or usage
-                for choice in chunk.get("choices", []):
-                    text = _chunk_text(choice)
-                    if text:
-                        narration.emit(events.TOKEN, text=text, index=index)
-                        index += 1
-                    finish_reason = choice.get("finish_reason") or finish_reason
-    except httpx.HTTPError as exc:
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         raise WorkerError(
-            f"Lost the stream from {where} at {target.url} after {index} tokens: "
+            f"Lost the stream from {where} at {target.url} after {state.index} tokens: "
             f"{exc or type(exc).__name__}."
         ) from exc
-    if finish_reason is None:
-        raise WorkerError(f"The stream from {where} ended after {index} tokens without finishing.")
-    return {"finish_reason": finish_reason, "usage": usage, "tokens": index}
+    if state.finish_reason is None:
+        raise WorkerError(
+            f"The stream from {where} ended after {state.index} tokens without finishing."
+        )
+    return {"finish_reason": state.finish_reason, "usage": state.usage, "tokens": state.index}
 
 
-async def _check_status(response: httpx.Response, where: str) -> None:
-    if response.status_code == 200:
+@dataclass
+class _RelayState:
+    index: int = 0
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+def _handle(message: Message, state: _RelayState, where: str) -> bool:
+    """Apply one worker message to the job; return True at the end of the stream."""
+    if message.event == "narration":
+        narration.relay(json.loads(message.data))
+        return False
+    if message.data == "[DONE]":
+        return True
+    chunk = json.loads(message.data)
+    if "error" in chunk:
+        raise WorkerError(f"{where} failed: {chunk['error'].get('message')}")
+    state.usage = chunk.get("usage") or state.usage
+    for choice in chunk.get("choices", []):
+        text = _chunk_text(choice)
+        if text:
+            narration.emit(events.TOKEN, text=text, index=state.index)
+            state.index += 1
+        state.finish_reason = choice.get("finish_reason") or state.finish_reason
+    return False
+
+
+async def _check_status(response: aiohttp.ClientResponse, where: str) -> None:
+    if response.status == 200:
         return
-    await response.aread()
+    text = await response.text()
+    code: str | None = None
     try:
-        message = response.json()["error"]["message"]
+        error = json.loads(text)["error"]
+        message, code = str(error["message"]), error.get("code")
     except (ValueError, KeyError, TypeError):
-        message = f"HTTP {response.status_code}"
-    if response.status_code == 429:
+        message = f"HTTP {response.status}"
+    if response.status == 429:
         raise QueueFullError(f"{where} is busy: {message}")
-    if response.status_code == 400:
-        code = _error_code(response) or "invalid_request"
-        raise InvalidRequestError(message, code=code)
+    if response.status == 400:
+        raise InvalidRequestError(message, code=code or "invalid_request")
     raise WorkerError(f"{where} rejected the request: {message}")
-
-
-def _error_code(response: httpx.Response) -> str | None:
-    try:
-        code = response.json()["error"]["code"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return str(code) if code else None

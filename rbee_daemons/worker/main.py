@@ -40,6 +40,18 @@ EXIT_PORT_IN_USE = 4
 EXIT_ORPHANED = 5
 
 
+def default_threads() -> int:
+    """Threads for llama.cpp: $RBEE_WORKER_THREADS, else every core.
+
+    llama-cpp-python's own default is half the cores, which leaves a 2-core machine at
+    one thread for a single stream.
+    """
+    configured = os.environ.get("RBEE_WORKER_THREADS", "")
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return os.cpu_count() or 1
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="llm-worker-rbee", description="Serve one GGUF model over HTTP (started by a hive)."
@@ -53,7 +65,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, required=True, help="TCP port to bind.")
     parser.add_argument("--ctx-size", type=int, default=4096, help="Context size in tokens.")
     parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads for generation (default: all)."
+        "--threads", type=int, default=default_threads(),
+        help="CPU threads for generation (default: $RBEE_WORKER_THREADS, else every core; "
+        "%(default)s here).",
     )
     parser.add_argument(
         "--max-queue", type=int, default=8,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -103,6 +105,40 @@ class Cluster:
 
     def run(self, operation: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         return self.stream(self.submit(operation))
+
+    def event_count(self, job_id: str) -> int:
+        summary = httpx.get(f"{self.queen_url}/v1/jobs/{job_id}", timeout=10).json()
+        return int(summary["events"])
+
+    @contextlib.contextmanager
+    def hold(self, job_id: str) -> Iterator[None]:
+        """Keep one subscriber on the job's stream, as a client following it would.
+
+        An infer job is cancelled when its last subscriber leaves, so a test that peeks at
+        the stream with `stream_so_far` must hold it open meanwhile.
+        """
+        stop = threading.Event()
+
+        def follow() -> None:
+            with httpx.Client(timeout=httpx.Timeout(10, read=1)) as client, connect_sse(
+                client, "GET", f"{self.queen_url}/v1/jobs/{job_id}/stream"
+            ) as source:
+                events = source.iter_sse()
+                while not stop.is_set():
+                    try:
+                        if next(events).data.startswith("["):
+                            return
+                    except httpx.ReadTimeout:
+                        continue
+                    except StopIteration:
+                        return
+
+        thread = threading.Thread(target=follow, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
 
     def stream_so_far(self, job_id: str) -> list[dict[str, Any]]:
         """Return the events a job has emitted so far, without waiting for its end."""

@@ -149,9 +149,11 @@ def test_full_queue_answers_429(small_queue_cluster: Cluster) -> None:
         events = cluster.stream_so_far(second)
         return any(event.get("action") == "queen_queued" for event in events)
 
-    wait_until(queued, 60, "the second request to be queued")
-    response = httpx.post(f"{cluster.queen_url}/v1/completions", json=long, timeout=30)
-    job = httpx.post(f"{cluster.queen_url}/v1/jobs", json=infer(), timeout=30)
+    with cluster.hold(first), cluster.hold(second):
+        wait_until(queued, 60, "the second request to be queued")
+        response = httpx.post(f"{cluster.queen_url}/v1/completions", json=long, timeout=30)
+        job = httpx.post(f"{cluster.queen_url}/v1/jobs", json=infer(), timeout=30)
+        queued_events = cluster.stream_so_far(second)
     httpx.delete(f"{cluster.queen_url}/v1/jobs/{first}")
     httpx.delete(f"{cluster.queen_url}/v1/jobs/{second}")
 
@@ -160,7 +162,6 @@ def test_full_queue_answers_429(small_queue_cluster: Cluster) -> None:
     assert response.json()["error"]["type"] == "rate_limit_exceeded"
     assert job.status_code == 429
     assert job.headers["Retry-After"] == "1"
-    queued_events = cluster.stream_so_far(second)
     position = next(e for e in queued_events if e.get("action") == "queen_queued")
     assert position["fields"]["position"] == 1
 
@@ -173,7 +174,7 @@ def test_queen_restart_keeps_history_and_adopts_workers(tmp_path: Path) -> None:
         worker_id = next(e["fields"]["worker_id"] for e in before
                          if e.get("action") == "hive_worker_ready")
         running = cluster.submit(infer(max_tokens=3000, temperature=0.9))
-        wait_until(lambda: len(cluster.stream_so_far(running)) > 12, 60, "tokens to flow")
+        wait_until(lambda: cluster.event_count(running) > 12, 60, "tokens to flow")
 
         queen = cluster.processes[0]
         os.killpg(queen.pid, signal.SIGKILL)

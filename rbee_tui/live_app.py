@@ -101,6 +101,11 @@ class LiveApp(App[None]):
         self.set_interval(JOBS_POLL_SECONDS, self.poll_jobs, name="jobs-poll")
         self.check_queen()
 
+    async def on_unmount(self) -> None:
+        """Stop the streams before closing their HTTP client, so no socket is left open."""
+        self.workers.cancel_all()
+        await self.queen.aclose()
+
     @work(group="connect", exclusive=True)
     async def check_queen(self) -> None:
         """Offer to start the local queen and hive when nothing answers at the queen URL."""

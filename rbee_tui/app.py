@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import ComposeResult, SystemCommand
@@ -30,9 +31,12 @@ class RbeeApp(LiveApp):
     """The keeper's terminal app; `rbee` with no arguments runs it."""
 
     TITLE = "rbee"
-    CSS_PATH = "app.tcss"
+    # Absolute, because Textual resolves a relative path from the subclass's module.
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     BINDINGS: ClassVar = [
-        *(Binding(str(n), f"show_view('{cls.key}')", cls.title, id=f"view.{cls.key}")
+        # Digits stay out of the footer so the view's own keys fit at 80 columns; `?` lists them.
+        *(Binding(str(n), f"show_view('{cls.key}')", cls.title, id=f"view.{cls.key}",
+                  show=False)
           for n, cls in enumerate(VIEW_CLASSES, start=1)),
         Binding("m", "cycle_mode", "Mode", id="app.mode"),
         Binding("question_mark", "help", "Help", id="app.help"),

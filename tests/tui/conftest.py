@@ -32,11 +32,11 @@ def tui_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         running.stop()
 
 
-async def wait_for(condition: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+async def wait_for(condition: Callable[[], object], what: str, limit_seconds: float = 60.0) -> None:
     """Wait until `condition()` is true, polling the event loop; fail naming `what`."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + limit_seconds
     while time.monotonic() < deadline:
         if condition():
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(f"timed out after {limit_seconds:.0f} s waiting for {what}")

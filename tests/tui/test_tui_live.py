@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
@@ -46,7 +47,7 @@ async def test_chat_streams_tokens(tui_cluster: Cluster) -> None:
         await pilot.press(*"The capital of France is")
         await pilot.press("enter")
         chat = app.query_one(ChatView)
-        await wait_for(lambda: chat.token_count >= 1, "the first token", timeout=120)
+        await wait_for(lambda: chat.token_count >= 1, "the first token", limit_seconds=120)
         await wait_for(lambda: app.chat_job_id is None, "the end of the generation", 120)
         assert chat.generated
         assert chat.generated in chat.transcript
@@ -74,8 +75,9 @@ async def test_mode_key_rerenders_narration(tui_cluster: Cluster) -> None:
 
 
 async def test_download_shows_progress(tui_cluster: Cluster) -> None:
-    probe = httpx.post(f"{tui_cluster.queen_url}/v1/jobs", timeout=10,
-                       json={"operation": "model_download", "model": "file:/nonexistent.gguf"})
+    async with httpx.AsyncClient(timeout=10) as client:
+        probe = await client.post(f"{tui_cluster.queen_url}/v1/jobs", json={
+            "operation": "model_download", "model": "file:/nonexistent.gguf"})
     if probe.status_code == 400 and "Unknown operation" in probe.text:
         pytest.skip("the queen has no model_download operation yet, so there is no "
                     "download progress to show")
@@ -92,12 +94,13 @@ async def test_escape_cancels_generation_on_server(tui_cluster: Cluster) -> None
         await pilot.press(*"Write a very long story about bees")
         await pilot.press("enter")
         chat = app.query_one(ChatView)
-        await wait_for(lambda: chat.token_count >= 2, "tokens", timeout=120)
+        await wait_for(lambda: chat.token_count >= 2, "tokens", limit_seconds=120)
         job_id = app.chat_job_id
         assert job_id is not None
         await pilot.press("escape")
         await wait_for(lambda: app.chat_job_id is None, "the chat job to end")
-        job = httpx.get(f"{tui_cluster.queen_url}/v1/jobs/{job_id}", timeout=10).json()
+        async with httpx.AsyncClient(timeout=10) as client:
+            job = (await client.get(f"{tui_cluster.queen_url}/v1/jobs/{job_id}")).json()
         assert job["state"] == "cancelled"
         assert chat.token_count < 256
 
@@ -113,7 +116,7 @@ async def test_survives_queen_restart(tui_cluster: Cluster) -> None:
         assert "disconnected" in app.sub_title
         await pilot.press("2")
         await pilot.press("1")
-        tui_cluster.restart_queen()
+        await asyncio.to_thread(tui_cluster.restart_queen)
         assert healthy(tui_cluster.queen_url)
         await wait_for(lambda: app.connected, "the reconnection")
         await wait_for(lambda: any(h.get("state") == "online"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections import deque
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from textual import work
@@ -55,7 +55,6 @@ class LiveApp(App[None]):
     """Keeps the cluster state, job list and narration feed current from the queen."""
 
     connected: reactive[bool] = reactive(False)
-    MUTATING_ACTIONS: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, queen_url: str, *, read_only: bool = False,
                  start_daemons: bool = True) -> None:
@@ -108,7 +107,7 @@ class LiveApp(App[None]):
 
     @work(group="connect", exclusive=True)
     async def check_queen(self) -> None:
-        """Offer to start the local queen and hive when nothing answers at the queen URL."""
+        """Offer to start the local queen and hive when nothing responds at the queen URL."""
         if await self.queen.is_healthy():
             self.follow_heartbeats()
             return
@@ -157,7 +156,7 @@ class LiveApp(App[None]):
         self.connected = False
 
     def refresh_configuration(self) -> None:
-        """Reload hives.conf and the alias map; a broken hives.conf becomes a notification."""
+        """Reload hives.conf and the alias map. An invalid hives.conf shows as a notification."""
         try:
             self.configured_hosts = dict(hive_control.configured_hosts())
             self.hive_aliases = hive_control.aliases_by_hive_id()
@@ -242,7 +241,7 @@ class LiveApp(App[None]):
 
     # Operations the views start.
     def default_hive(self) -> dict[str, str]:
-        """The `hive_id` field for operations when exactly one hive is online, else nothing."""
+        """Return `{"hive_id": ...}` when exactly one hive is online, else an empty dict."""
         online = [hive_id for hive_id, hive in self.cluster.hives.items()
                   if hive.get("state") == "online"]
         return {"hive_id": online[0]} if len(online) == 1 else {}
@@ -255,7 +254,7 @@ class LiveApp(App[None]):
 
     @work(group="operations")
     async def submit_and_follow(self, operation: dict[str, Any]) -> str | None:
-        """Submit a job and follow it; rejections show as notifications."""
+        """Submit a job and follow it. A rejected job shows as an error notification."""
         try:
             job_id = await self.queen.submit(operation)
         except RbeeError as exc:

@@ -58,7 +58,7 @@ class ClusterState:
             self.models[(hive_id, str(model["id"]))] = {**model, "hive_id": hive_id}
 
     def model_ids(self) -> list[str]:
-        """Every model id any hive has available, sorted, without duplicates."""
+        """Return the ids of models some hive has available, sorted and without duplicates."""
         return sorted({model_id for (_, model_id), model in self.models.items()
                        if model.get("state", "available") == "available"})
 

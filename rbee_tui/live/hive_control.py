@@ -16,7 +16,7 @@ LOCAL_ALIAS = "localhost"
 
 
 def local_hive_id() -> str | None:
-    """The id of this machine's hive, from the id file it writes at first start."""
+    """Read this machine's hive id from the file the hive writes at first start."""
     id_file = paths.data_dir() / "hive_id"
     return id_file.read_text(encoding="utf-8").strip() if id_file.is_file() else None
 

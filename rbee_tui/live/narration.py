@@ -18,7 +18,7 @@ LEVEL_STYLES = {"error": "bold red", "warn": "yellow", "debug": "dim"}
 
 @dataclass(frozen=True)
 class NarrationFilter:
-    """Which events a narration view shows; empty fields match everything."""
+    """Criteria for the events a narration view shows. Empty fields match every event."""
 
     actor: str = ""
     level: str = ""
@@ -78,5 +78,5 @@ def render_line(event: dict[str, Any], mode: str) -> Text:
 
 
 def plain_line(event: dict[str, Any], mode: str) -> str:
-    """The text of `render_line` without styles, for copying to the clipboard."""
+    """Render a line as `render_line` does, without styles, for copying to the clipboard."""
     return render_line(event, mode).plain

@@ -18,7 +18,7 @@ VIEWS = ("hives", "workers", "models", "jobs", "chat", "narration")
 
 @dataclass
 class Preferences:
-    """What the TUI remembers between runs."""
+    """Settings the TUI keeps between runs."""
 
     mode: str = "human"
     theme: str = "textual-dark"

@@ -12,7 +12,7 @@ from textual.widgets import Button, Input, Label
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Asks a yes/no question; dismisses with True for yes. `y` and `n` answer by key."""
+    """A yes/no question that dismisses with True for yes. The keys `y` and `n` reply too."""
 
     BINDINGS: ClassVar = [
         Binding("y", "answer(True)", "Yes", id="confirm.yes"),

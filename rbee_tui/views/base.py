@@ -1,4 +1,4 @@
-"""What every table view shares: a title, a DataTable and read-only handling."""
+"""Base classes of the views: a title, a DataTable and read-only handling."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ class ChatView(View):
             self.rbee.copy_text(self.generated)
 
     def tokens_per_second(self) -> float | None:
-        """The generation rate after the first token, or None with fewer than two tokens."""
+        """Return tokens per second after the first token, or None with fewer than two tokens."""
         if self.first_token_at is None or self.token_count < 2:
             return None
         elapsed = time.monotonic() - self.first_token_at

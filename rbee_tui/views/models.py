@@ -11,7 +11,7 @@ from rbee_tui.views.base import TableView
 
 
 def progress_cell(fields: dict[str, Any]) -> str:
-    """A bar with percent, rate and ETA from a download's `progress` fields."""
+    """Format a bar with percent, rate and ETA from a download's `progress` fields."""
     done, total = fields.get("bytes_done"), fields.get("bytes_total")
     if not isinstance(done, int | float) or not isinstance(total, int | float) or total <= 0:
         return "-"

@@ -1,4 +1,4 @@
-"""The narration view: a live feed of every event the TUI sees, with filter and follow mode."""
+"""The narration view: a live feed of every followed job's events, with filter and follow."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ def _hive_cells(hive: dict[str, Any], alias: str, workers: int) -> tuple[Any, ..
 
 
 class HivesView(TableView):
-    """Every hive the queen knows, plus hives.conf aliases that have not reported yet."""
+    """Every hive registered at the queen, plus hives.conf aliases that have not reported yet."""
 
     key = "hives"
     title = "Hives"

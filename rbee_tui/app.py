@@ -107,30 +107,33 @@ class RbeeApp(LiveApp):
             self.preferences.view = key
             self.preferences.save()
 
-    # Hooks from LiveApp.
+    # Hooks from LiveApp. They use query(), not query_one(), because workers may still call
+    # them while the app shuts down and its widgets are gone.
     def narration_arrived(self, batch: list[dict[str, Any]]) -> None:
-        self.query_one("#narration-log", NarrationLog).add_events(batch)
+        for log in self.query("#narration-log").results(NarrationLog):
+            log.add_events(batch)
 
     def state_changed(self) -> None:
-        for cls in VIEW_CLASSES:
-            view = self.view(cls.key)
-            if isinstance(view, TableView):
-                view.refresh_rows()
-        self.query_one(ChatView).set_models(self.cluster.model_ids())
+        for view in self.query(TableView):
+            view.refresh_rows()
+        for chat in self.query(ChatView):
+            chat.set_models(self.cluster.model_ids())
 
     def tokens_arrived(self, text: str, count: int) -> None:
-        self.query_one(ChatView).add_tokens(text, count)
+        for chat in self.query(ChatView):
+            chat.add_tokens(text, count)
 
     def chat_finished(self, outcome: str) -> None:
-        chat = self.query_one(ChatView)
-        chat.finish(outcome)
-        rate = chat.tokens_per_second()
-        if rate is not None:
-            self.token_rates[chat.selected_model()] = rate
-            self.state_dirty = True
+        for chat in self.query(ChatView):
+            chat.finish(outcome)
+            rate = chat.tokens_per_second()
+            if rate is not None:
+                self.token_rates[chat.selected_model()] = rate
+                self.state_dirty = True
 
     def job_replayed(self, job_id: str, batch: list[dict[str, Any]]) -> None:
-        self.query_one(JobsView).add_replayed(job_id, batch)
+        for jobs in self.query(JobsView):
+            jobs.add_replayed(job_id, batch)
 
     # Dialogs, clipboard, help and the command palette.
     def confirm(self, question: str, on_yes: Callable[[], Any], yes_label: str = "Yes") -> None:

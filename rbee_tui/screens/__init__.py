@@ -1,0 +1,1 @@
+"""Modal screens: confirmation, text input and help."""

@@ -1,0 +1,1 @@
+"""The TUI's views: hives, workers, models, jobs, chat and narration."""

@@ -209,6 +209,9 @@ def _wait_until_serving(spec: DaemonSpec, process: subprocess.Popen[bytes],
         # Another daemon may answer at the URL while ours is still binding or failing to.
         if _listens_on(process.pid, spec.port) and answers_as(spec.url, spec.name):
             _write_pid_file(spec, process)
+            # The daemon outlives the keeper on purpose. Popen warns when it collects a child
+            # whose exit it never saw, and a set return code stops that warning.
+            process.returncode = 0
             return process.pid
         time.sleep(0.1)
     raise DaemonError(

@@ -73,7 +73,7 @@ def run(argv: list[str]) -> int:
         _print_error(exc.message)
         return EXIT_FAILURE
     except Exception as exc:
-        logger.exception("Unexpected error in `rbee --no-tui %s`", args.command)
+        logger.exception("Unexpected error in the %s command", args.command)
         where = f"; the traceback is in {log_file}" if log_file else ""
         _print_error(f"Internal error in the keeper: {type(exc).__name__}: {exc}{where}.")
         return EXIT_FAILURE

@@ -224,7 +224,7 @@ def test_result_text_is_sanitized(
     fake_queen: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(FakeQueen, "events", [
-        {"type": "data", "data": {"models": [], "note": f"x{ESCAPES}"}},
+        {"type": "data", "data": {"id": "m", "note": f"x{ESCAPES}"}},
         {"type": "done"},
     ])
 

@@ -23,7 +23,7 @@ TERMINAL_TYPES = ("done", "error", "cancelled")
 RECONNECT_ATTEMPTS = 5
 # Refused connections in a row that mean the queen is gone, not restarting; about 1.2 s of
 # backoff in all. A restarted queen has forgotten the job anyway.
-REFUSED_ATTEMPTS = 3
+REFUSED_CONNECTIONS_LIMIT = 3
 
 
 class QueenClient:
@@ -50,7 +50,7 @@ class QueenClient:
         self.close()
 
     def is_healthy(self) -> bool:
-        """Whether a queen answers `/health`; any other server that answers 200 does not count."""
+        """Check that a queen responds to `/health`; another server's status 200 does not count."""
         try:
             response = self.http.get("/health", timeout=2.0)
             body = response.json()
@@ -104,7 +104,7 @@ class QueenClient:
             except httpx.TransportError as exc:
                 failures += 1
                 refused = refused + 1 if isinstance(exc, httpx.ConnectError) else 0
-                if refused >= REFUSED_ATTEMPTS:
+                if refused >= REFUSED_CONNECTIONS_LIMIT:
                     raise DaemonError(
                         f"Lost the event stream of job {job_id}: the queen at {self.base_url} "
                         f"refuses connections ({exc}); check it with "

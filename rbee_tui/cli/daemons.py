@@ -77,8 +77,8 @@ def hive_spec(
     queen_url: str, host: str = "127.0.0.1", port: int | None = None, token: str | None = None,
     port_setting: str = validate.HIVE_PORT_ENV,
 ) -> DaemonSpec:
-    """The hive at `host:port`; `port` defaults to $RBEE_HIVE_PORT or 7835 (ConfigError if
-    the variable is not a port number)."""
+    """Describe the hive at `host:port`. `port` defaults to $RBEE_HIVE_PORT or 7835, and a
+    variable that is not a port number raises ConfigError."""
     port = port or validate.hive_port()
     return DaemonSpec("hive", "rbee_daemons.hive", host, port, "rbee-hive", port_setting,
                       ("--host", host, "--port", str(port), "--queen-url", queen_url),
@@ -90,7 +90,7 @@ def _token_env(token: str | None) -> tuple[tuple[str, str], ...]:
 
 
 def health(url: str) -> dict[str, Any] | None:
-    """Return the JSON object that `url`'s `/health` answers with status 200, else None."""
+    """Return the JSON object of a status-200 response to `url`'s `/health`, else None."""
     try:
         response = httpx.get(f"{url}/health", timeout=2.0)
     except httpx.HTTPError:
@@ -116,13 +116,13 @@ def role(body: dict[str, Any]) -> str | None:
 
 
 def answers_as(url: str, name: str) -> bool:
-    """Whether the `name` daemon ("queen" or "hive") answers `/health` at `url`."""
+    """Check whether the `name` daemon ("queen" or "hive") responds to `/health` at `url`."""
     body = health(url)
     return body is not None and role(body) == name
 
 
 def port_in_use(spec: DaemonSpec) -> bool:
-    """Whether something accepts TCP connections on the daemon's port."""
+    """Check whether any program accepts TCP connections on the daemon's port."""
     host = urlsplit(spec.url).hostname or "127.0.0.1"
     try:
         with socket.create_connection((host, spec.port), timeout=1.0):
@@ -137,7 +137,7 @@ def port_taken_message(spec: DaemonSpec) -> str:
 
 
 def _port_taken_reason(spec: DaemonSpec) -> str:
-    """Explain a taken port: our own daemon that stopped answering, or another program."""
+    """Explain a taken port: our own daemon that stopped responding, or another program."""
     ours = read_pid(spec, url=spec.url)
     if ours is None:
         return port_taken_message(spec)
@@ -325,7 +325,7 @@ def _file_size(path: Path) -> int:
 
 
 def _output_since(path: Path, offset: int, lines: int = 8) -> str:
-    """The last `lines` lines the daemon wrote after `offset`, joined with ` | `."""
+    """Return the last `lines` lines the daemon wrote after `offset`, joined with ` | `."""
     try:
         with path.open("rb") as output:
             output.seek(offset)

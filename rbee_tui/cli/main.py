@@ -95,9 +95,9 @@ def _print_error(message: str) -> None:
 
 
 def _log_to_file() -> Path | None:
-    """Send the keeper's own log to a file; the terminal gets narration only.
+    """Send the keeper's own log to a file, so the terminal gets narration only.
 
-    Returns the file, or None when it cannot be opened; the log is then dropped, because
+    Returns the file, or None when it cannot be opened. The log is then dropped, because
     Python's fallback handler would print records and tracebacks on stderr.
     """
     root = logging.getLogger()

@@ -28,7 +28,7 @@ def sanitize(text: str, *, keep_newlines: bool = True) -> str:
 
 
 def shares_terminal(out: TextIO, err: TextIO) -> bool:
-    """Whether `out` and `err` are the same terminal device."""
+    """Check whether `out` and `err` are the same terminal device."""
     try:
         return (out.isatty() and err.isatty()
                 and os.path.samestat(os.fstat(out.fileno()), os.fstat(err.fileno())))

@@ -65,7 +65,7 @@ def queen_url(value: str, name: str = "--queen-url") -> str:
 
 
 def finite_float(value: str) -> float:
-    """An argparse type: a float that is neither NaN nor infinite."""
+    """Parse a float that is neither NaN nor infinite, as an argparse type."""
     try:
         number = float(value)
     except ValueError:
@@ -112,7 +112,7 @@ def option_names(parser: argparse.ArgumentParser, args: argparse.Namespace) -> d
 
 def operation(body: dict[str, Any], options: Mapping[str, str]) -> None:
     """Validate a job operation as the queen will, so a bad value fails before any daemon
-    starts; the message names the CLI option from `options` (API field to option)."""
+    starts. The message names the CLI option that `options` maps the API field to."""
     model = ALL_OPERATIONS[body["operation"]]
     try:
         model.model_validate(body)
@@ -127,7 +127,7 @@ def _option_message(exc: ValidationError, options: Mapping[str, str]) -> str:
         return f"Invalid request: {message}."
     field = str(first["loc"][0])
     name = options.get(field, field)
-    shown = f" (got {first.get('input')!r:.80})"
+    got = f" (got {first.get('input')!r:.80})"
     if _PYDANTIC_SUBJECT.match(message):
-        return f"{_PYDANTIC_SUBJECT.sub(f'{name} should ', message)}{shown}."
-    return f"{name} is invalid: {message}{shown}."
+        return f"{_PYDANTIC_SUBJECT.sub(f'{name} should ', message)}{got}."
+    return f"{name} is invalid: {message}{got}."

@@ -137,8 +137,8 @@ def test_start_uses_daemon_already_serving(state_dir: Path, port: int) -> None:
 def test_start_after_losing_race_keeps_pid_file(
     state_dir: Path, port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A daemon that appears between the keeper's check and its spawn (started by a keeper
-    without the lock) makes the new process exit; the keeper uses it and keeps its pid file."""
+    """Simulate a daemon that a keeper without the lock starts between this keeper's check and
+    its spawn. The new process exits, so the keeper uses that daemon and keeps its pid file."""
     outside = subprocess.Popen([sys.executable, "-m", "tests.cli.fake_daemon", "--port",
                                 str(port)], cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
     try:

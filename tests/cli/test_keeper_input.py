@@ -48,10 +48,10 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("RBEE_HIVE_PORT", raising=False)
     monkeypatch.delenv("RBEE_TOKEN", raising=False)
 
-    def refuse_start(spec: daemons.DaemonSpec) -> int:
+    def fail_on_start(spec: daemons.DaemonSpec) -> int:
         raise AssertionError(f"the keeper started the {spec.name}")
 
-    monkeypatch.setattr(daemons, "start", refuse_start)
+    monkeypatch.setattr(daemons, "start", fail_on_start)
     return tmp_path
 
 
@@ -128,7 +128,7 @@ def test_unexpected_error_prints_one_line(
     assert "RuntimeError: boom" in log
 
 
-def test_hive_status_ignores_pid_of_hive_on_other_port(
+def test_hive_status_ignores_other_port_pid(
     isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     other = daemons.hive_spec("http://127.0.0.1:7833", port=free_port())
@@ -328,10 +328,10 @@ def test_bind_message_names_existing_options() -> None:
 
 def _options_of(parse_args: Any) -> set[str]:
     """The long options a daemon's `--help` lists."""
-    shown = io.StringIO()
-    with contextlib.redirect_stdout(shown), pytest.raises(SystemExit):
+    help_text = io.StringIO()
+    with contextlib.redirect_stdout(help_text), pytest.raises(SystemExit):
         parse_args(["--help"])
-    return set(re.findall(r"--[a-z][a-z-]*", shown.getvalue()))
+    return set(re.findall(r"--[a-z][a-z-]*", help_text.getvalue()))
 
 
 def test_suggested_commands_exist() -> None:

@@ -87,8 +87,9 @@ def start_command(keeper: Keeper) -> int:
     if host is None:
         spec = daemons.hive_spec(keeper.queen_url, token=cluster.current_token())
         started = None if daemons.answers_as(spec.url, "hive") else daemons.start(spec)
+        running = daemons.read_pid(spec, url=spec.url)
         data: dict[str, Any] = {"alias": "localhost", "url": spec.url, "started": bool(started),
-                                "pid": started}
+                                "pid": started or (running.pid if running else None)}
     else:
         queen_url = cluster.queen_url_for(host, keeper.queen_url)
         check_queen_reachable(keeper, host, queen_url)

@@ -59,7 +59,7 @@ def stop_daemon(keeper: Keeper, spec: daemons.DaemonSpec) -> int:
 
 
 def daemon_status(keeper: Keeper, spec: daemons.DaemonSpec) -> int:
-    """Print whether the daemon answers at its URL; a pid file for another URL is ignored."""
+    """Print whether the daemon responds at its URL. A pid file for another URL is ignored."""
     healthy = daemons.answers_as(spec.url, spec.name)
     process = daemons.read_pid(spec, url=spec.url)
     if not healthy and process is None and daemons.port_in_use(spec):

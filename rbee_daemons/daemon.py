@@ -49,8 +49,8 @@ def check_bind(program: str, host: str, token: str | None) -> None:
     """Refuse a bind outside loopback unless a bearer token protects the daemon."""
     if not is_loopback(host) and not token:
         raise ConfigError(
-            f"{program} will not listen on {host} without a token: set RBEE_TOKEN or pass "
-            "--token, or bind 127.0.0.1."
+            f"{program} will not listen on {host} without a token: set RBEE_TOKEN (queen-rbee "
+            "and rbee-hive also take --token-file), or bind 127.0.0.1."
         )
 
 

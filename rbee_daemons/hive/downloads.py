@@ -133,7 +133,7 @@ def check_disk_space(request: DownloadRequest, needed: int, margin: int) -> None
         raise ModelError(
             f"Not enough disk space to download {request.model_id}: it needs "
             f"{_gigabytes(needed)} more and {request.target.parent} has {_gigabytes(free)} "
-            "free; free some space or delete a model with `rbee --no-tui model delete`.",
+            "free; free some space or delete a model with `rbee --no-tui model delete ID`.",
             code="disk_full",
         )
 

@@ -136,7 +136,7 @@ class ModelStore:
             if entry.state != "available":
                 raise ModelError(
                     f"Model {entry.id!r} is {entry.state}, not available; download it again "
-                    "with `rbee --no-tui model download`.", code="model_not_available",
+                    "with `rbee --no-tui model download REF`.", code="model_not_available",
                 )
             path = Path(entry.path)
             bundled = entry.source == default_model.SOURCE

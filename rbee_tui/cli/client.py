@@ -17,9 +17,13 @@ from rbee_daemons.errors import (
     NotFoundError,
     RbeeError,
 )
+from rbee_tui.cli.daemons import role
 
 TERMINAL_TYPES = ("done", "error", "cancelled")
 RECONNECT_ATTEMPTS = 5
+# Refused connections in a row that mean the queen is gone, not restarting; about 1.2 s of
+# backoff in all. A restarted queen has forgotten the job anyway.
+REFUSED_CONNECTIONS_LIMIT = 3
 
 
 class QueenClient:
@@ -46,10 +50,13 @@ class QueenClient:
         self.close()
 
     def is_healthy(self) -> bool:
+        """Check that a queen responds to `/health`; another server's status 200 does not count."""
         try:
-            return self.http.get("/health", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
+            response = self.http.get("/health", timeout=2.0)
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
             return False
+        return response.status_code == 200 and isinstance(body, dict) and role(body) == "queen"
 
     def hives(self) -> list[dict[str, Any]]:
         response = self._request("GET", "/v1/hives")
@@ -73,6 +80,7 @@ class QueenClient:
         """Yield the job's events until its terminal event, reconnecting after a drop."""
         last_seq = 0
         failures = 0
+        refused = 0
         while True:
             headers = {"Last-Event-ID": str(last_seq)} if last_seq else {}
             try:
@@ -89,11 +97,19 @@ class QueenClient:
                         event = json.loads(message.data)
                         last_seq = int(event.get("seq", last_seq))
                         failures = 0
+                        refused = 0
                         yield event
                         if event.get("type") in TERMINAL_TYPES:
                             return
             except httpx.TransportError as exc:
                 failures += 1
+                refused = refused + 1 if isinstance(exc, httpx.ConnectError) else 0
+                if refused >= REFUSED_CONNECTIONS_LIMIT:
+                    raise DaemonError(
+                        f"Lost the event stream of job {job_id}: the queen at {self.base_url} "
+                        f"refuses connections ({exc}); check it with "
+                        "`rbee --no-tui queen status`."
+                    ) from exc
                 if failures > RECONNECT_ATTEMPTS:
                     raise DaemonError(
                         f"Lost the event stream of job {job_id} at {self.base_url}: {exc}; "

@@ -46,13 +46,18 @@ def start(args: argparse.Namespace) -> dict[str, Any]:
     from rbee_tui.cli import daemons
 
     spec = daemons.hive_spec(args.queen_url, host=args.host, port=args.port,
-                             token=auth.resolve_token())
+                             token=auth.resolve_token(), port_setting="HivePort in hives.conf")
     spec = _with_advertise_url(spec, args.advertise_url)
-    running = daemons.read_pid(spec)
-    if running is not None and daemons.is_healthy(spec.url):
+    running = daemons.read_pid(spec, url=spec.url)
+    if running is not None and daemons.answers_as(spec.url, "hive"):
         return {"started": False, "pid": running.pid, "url": spec.url, "hive_id": hive_id()}
-    pid = daemons.start(spec)
-    return {"started": True, "pid": pid, "url": spec.url, "hive_id": hive_id()}
+    started = daemons.start(spec)
+    if started is not None:
+        return {"started": True, "pid": started, "url": spec.url, "hive_id": hive_id()}
+    # A hive already served the port, e.g. one that another keeper started meanwhile.
+    running = daemons.read_pid(spec, url=spec.url)
+    return {"started": False, "pid": running.pid if running else None, "url": spec.url,
+            "hive_id": hive_id()}
 
 
 def _with_advertise_url(spec: Any, advertise_url: str | None) -> Any:
@@ -74,8 +79,8 @@ def status(args: argparse.Namespace) -> dict[str, Any]:
     from rbee_tui.cli import daemons
 
     spec = daemons.hive_spec("http://127.0.0.1:7833", host=args.host, port=args.port)
-    process = daemons.read_pid(spec)
-    return {"running": process is not None, "healthy": daemons.is_healthy(spec.url),
+    process = daemons.read_pid(spec, url=spec.url)
+    return {"running": process is not None, "healthy": daemons.answers_as(spec.url, "hive"),
             "pid": process.pid if process else None, "url": spec.url, "hive_id": hive_id()}
 
 

@@ -12,10 +12,10 @@ from urllib.parse import urlsplit
 from rbee_daemons import paths
 from rbee_daemons.daemon import is_loopback
 from rbee_daemons.errors import DaemonError
-from rbee_tui.cli import cluster, daemons, hives_conf, remote_hive
+from rbee_tui.cli import cluster, daemons, hives_conf, remote_hive, validate
 from rbee_tui.cli.client import QueenClient
 from rbee_tui.cli.progress import ProgressView
-from rbee_tui.cli.render import narration_line, sanitize, use_color
+from rbee_tui.cli.render import narration_line, sanitize, shares_terminal, use_color
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -33,33 +33,64 @@ class Keeper:
         self.args = args
         self.queen_url: str = args.queen_url.rstrip("/")
         self.color = use_color(sys.stderr)
+        # When stdout and stderr are one terminal, a stderr line written after streamed text
+        # that did not end a line would continue that line, so the keeper ends it first.
+        self.shared_terminal = shares_terminal(sys.stdout, sys.stderr)
+        self.stdout_at_line_start = True
 
     def show_narration(self, job_id: str, event: dict[str, Any]) -> None:
         if self.args.quiet:
             return
+        self._end_stdout_line()
         print(narration_line(event, self.args.narration, color=self.color), file=sys.stderr,
               flush=True)
 
     def say(self, text: str) -> None:
-        """Print a diagnostic line on stderr (kept under --quiet: it is not narration)."""
-        print(text, file=sys.stderr, flush=True)
+        """Print a diagnostic line on stderr (kept under --quiet: it is not narration).
+
+        Control characters are escaped, because the text may quote a daemon or a model.
+        """
+        self._end_stdout_line()
+        print(sanitize(text), file=sys.stderr, flush=True)
 
     def output(self, data: Any, text: str) -> None:
         """Print a command's result on stdout: `data` as JSON with --json, else `text`."""
-        print(json.dumps(data, indent=2) if self.args.json else text, flush=True)
+        print(json.dumps(data, indent=2) if self.args.json else sanitize(text), flush=True)
+        self.stdout_at_line_start = True
+
+    def write_text(self, text: str) -> None:
+        """Write generated text to stdout as it streams, escaped when stdout is a terminal."""
+        if not text:
+            return
+        sys.stdout.write(sanitize(text) if sys.stdout.isatty() else text)
+        sys.stdout.flush()
+        self.stdout_at_line_start = text.endswith("\n")
+
+    def end_text(self) -> None:
+        """End the streamed text with a newline unless it already ends a line."""
+        if not self.stdout_at_line_start:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            self.stdout_at_line_start = True
+
+    def _end_stdout_line(self) -> None:
+        if self.shared_terminal:
+            self.end_text()
 
     def client(self) -> QueenClient:
         return QueenClient(self.queen_url, token=cluster.current_token())
 
     def ensure_queen(self) -> QueenClient:
         """Return a client of a healthy queen, starting the local queen and hive if needed."""
+        # Checked first, so a bad $RBEE_HIVE_PORT fails before the queen starts.
+        hive_port = validate.hive_port()
         client = self.client()
         if not client.is_healthy():
             client.set_token(self.start_local_queen())
         if not any(hive["state"] == "online" for hive in client.hives()):
             token = cluster.current_token()
-            hive = daemons.hive_spec(self.queen_url, token=token)
-            if not daemons.is_healthy(hive.url):
+            hive = daemons.hive_spec(self.queen_url, port=hive_port, token=token)
+            if not daemons.answers_as(hive.url, "hive"):
                 daemons.start(hive)
             self.wait_for_hive(client, None)
         return client
@@ -69,7 +100,7 @@ class Keeper:
         host = urlsplit(self.queen_url).hostname or ""
         if not is_loopback(host):
             raise DaemonError(
-                f"Nothing answers at {self.queen_url}, and the keeper only starts a queen on "
+                f"No queen answers at {self.queen_url}, and the keeper only starts a queen on "
                 "this machine; start the queen there or fix --queen-url."
             )
         bind = cluster.queen_bind(self.queen_url, hives_conf.load())
@@ -134,8 +165,6 @@ class _JobOutput:
         self.keeper = keeper
         self.progress = progress
         self.result: Any = None
-        self.streamed = False
-        self.interactive = sys.stdout.isatty()
 
     def handle(self, event: dict[str, Any]) -> int | None:
         kind = event.get("type")
@@ -144,10 +173,7 @@ class _JobOutput:
         elif kind == "progress":
             self.progress.update(event)
         elif kind == "token" and not self.keeper.args.json:
-            text = str(event.get("text", ""))
-            sys.stdout.write(sanitize(text) if self.interactive else text)
-            sys.stdout.flush()
-            self.streamed = True
+            self.keeper.write_text(str(event.get("text", "")))
         elif kind == "data":
             self.result = event.get("data")
         elif kind in ("error", "cancelled"):
@@ -159,7 +185,4 @@ class _JobOutput:
 
     def finish(self) -> None:
         self.progress.close()
-        if self.streamed:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
-            self.streamed = False
+        self.keeper.end_text()

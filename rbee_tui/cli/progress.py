@@ -6,6 +6,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from rbee_tui.cli.render import sanitize
+
 # Field names a `progress` event may use for bytes done and total; the first match wins.
 # NOTE: the hive's download events are not final yet, so several spellings are accepted.
 DONE_KEYS = ("bytes_done", "done_bytes", "downloaded_bytes", "done", "bytes")
@@ -46,7 +48,8 @@ class ProgressView:
         fields = progress_fields(event)
         done = _first_number(fields, DONE_KEYS) or 0.0
         total = _first_number(fields, TOTAL_KEYS)
-        label = str(fields.get("model") or fields.get("action") or "progress")
+        label = sanitize(str(fields.get("model") or fields.get("action") or "progress"),
+                         keep_newlines=False)
         if self.tty:
             self._update_bar(label, done, total)
         else:
@@ -55,6 +58,7 @@ class ProgressView:
     def _update_bar(self, label: str, done: float, total: float | None) -> None:
         # rich comes with Textual but is imported here only, so the CLI stays free of Textual.
         from rich.console import Console
+        from rich.markup import escape
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -71,7 +75,7 @@ class ProgressView:
                 console=Console(file=self.stream), transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task(label, total=total)
+            self._task = self._bar.add_task(escape(label), total=total)
         self._bar.update(self._task, completed=done, total=total)
 
     def _print_line(self, label: str, done: float, total: float | None,

@@ -27,6 +27,15 @@ def sanitize(text: str, *, keep_newlines: bool = True) -> str:
     return cleaned
 
 
+def shares_terminal(out: TextIO, err: TextIO) -> bool:
+    """Check whether `out` and `err` are the same terminal device."""
+    try:
+        return (out.isatty() and err.isatty()
+                and os.path.samestat(os.fstat(out.fileno()), os.fstat(err.fileno())))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def use_color(stream: TextIO) -> bool:
     if os.environ.get("NO_COLOR"):
         return False

@@ -34,10 +34,13 @@ def _cell(value: Any) -> str:
 
 
 def ram(devices: dict[str, Any]) -> str:
-    memory = devices.get("ram") or {}
-    if not memory:
+    memory = devices.get("ram") if isinstance(devices, dict) else None
+    if not isinstance(memory, dict):
         return "-"
-    return f"{memory['available_bytes'] / 1e9:.1f}/{memory['total_bytes'] / 1e9:.1f} GB"
+    available, total = memory.get("available_bytes"), memory.get("total_bytes")
+    if not isinstance(available, int | float) or not isinstance(total, int | float):
+        return "-"
+    return f"{available / 1e9:.1f}/{total / 1e9:.1f} GB"
 
 
 def size(value: int | None) -> str:

@@ -6,8 +6,13 @@ import argparse
 from typing import Any
 
 from rbee_daemons.operations import DEFAULT_MODEL_ID
-from rbee_tui.cli import tables
+from rbee_tui.cli import tables, validate
 from rbee_tui.cli.keeper import Keeper
+
+# The infer operation's fields and the options that set them, for error messages.
+INFER_OPTIONS = {"model": "--model", "prompt": "PROMPT", "max_tokens": "--max-tokens",
+                 "temperature": "--temperature", "top_p": "--top-p", "top_k": "--top-k",
+                 "seed": "--seed", "stop": "--stop", "hive_id": "--hive"}
 
 
 def register(commands: Any) -> None:
@@ -17,9 +22,9 @@ def register(commands: Any) -> None:
                        help="Model id in a hive's catalog (default: %(default)s).")
     infer.add_argument("--max-tokens", type=int, default=128,
                        help="Maximum tokens to generate, 1 to 32768 (default: %(default)s).")
-    infer.add_argument("--temperature", type=float, default=0.8,
+    infer.add_argument("--temperature", type=validate.finite_float, default=0.8,
                        help="Sampling temperature, 0 (greedy) to 2 (default: %(default)s).")
-    infer.add_argument("--top-p", type=float, default=None,
+    infer.add_argument("--top-p", type=validate.finite_float, default=None,
                        help="Nucleus sampling probability mass, above 0 up to 1.")
     infer.add_argument("--top-k", type=int, default=None,
                        help="Sample from the K most likely tokens.")
@@ -44,6 +49,7 @@ def infer_command(keeper: Keeper) -> int:
     optional = {"top_p": args.top_p, "top_k": args.top_k, "seed": args.seed,
                 "stop": args.stop, "hive_id": keeper.hive_id(args.hive)}
     operation.update({key: value for key, value in optional.items() if value is not None})
+    validate.operation(operation, INFER_OPTIONS)
     with keeper.ensure_queen() as client:
         code, result = keeper.run_job(client, operation)
     if args.json and result is not None:

@@ -46,9 +46,10 @@ def list_command(keeper: Keeper) -> int:
     local = daemons.hive_spec(keeper.queen_url)
     ids = remote_hive.hive_ids()
     rows = [{"alias": "localhost", "host": "127.0.0.1", "hive_url": local.url,
-             "hive_id": keeper.hive_id("localhost"), "reachable": daemons.is_healthy(local.url)}]
+             "hive_id": keeper.hive_id("localhost"),
+             "reachable": daemons.answers_as(local.url, "hive")}]
     for host in hives_conf.load().values():
-        reachable = daemons.is_healthy(host.hive_url)
+        reachable = daemons.answers_as(host.hive_url, "hive")
         rows.append({"alias": host.alias, "host": host.destination, "hive_url": host.hive_url,
                      "hive_id": ids.get(host.alias), "reachable": reachable})
     columns = [("ALIAS", "alias"), ("HOST", "host"), ("HIVE URL", "hive_url"),
@@ -85,9 +86,10 @@ def start_command(keeper: Keeper) -> int:
         client.set_token(keeper.start_local_queen())
     if host is None:
         spec = daemons.hive_spec(keeper.queen_url, token=cluster.current_token())
-        started = None if daemons.is_healthy(spec.url) else daemons.start(spec)
+        started = None if daemons.answers_as(spec.url, "hive") else daemons.start(spec)
+        running = daemons.read_pid(spec, url=spec.url)
         data: dict[str, Any] = {"alias": "localhost", "url": spec.url, "started": bool(started),
-                                "pid": started}
+                                "pid": started or (running.pid if running else None)}
     else:
         queen_url = cluster.queen_url_for(host, keeper.queen_url)
         check_queen_reachable(keeper, host, queen_url)
@@ -101,7 +103,7 @@ def start_command(keeper: Keeper) -> int:
 
 def check_queen_reachable(keeper: Keeper, host: HiveHost, queen_url: str) -> None:
     """Fail early when the queen does not listen on the address the remote hive will use."""
-    if host.queen_url or daemons.is_healthy(queen_url):
+    if host.queen_url or daemons.answers_as(queen_url, "queen"):
         return
     raise DaemonError(
         f"The queen answers at {keeper.queen_url} but not at {queen_url}, which hive "

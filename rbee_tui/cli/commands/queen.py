@@ -25,7 +25,7 @@ def register(commands: Any) -> None:
 
 def start_command(keeper: Keeper) -> int:
     spec = daemons.queen_spec(keeper.queen_url)
-    if daemons.is_healthy(spec.url):
+    if daemons.answers_as(spec.url, "queen"):
         keeper.say(f"The queen already answers at {spec.url}.")
         if keeper.args.json:
             keeper.output({"name": "queen", "url": spec.url, "started": False}, "")
@@ -59,8 +59,11 @@ def stop_daemon(keeper: Keeper, spec: daemons.DaemonSpec) -> int:
 
 
 def daemon_status(keeper: Keeper, spec: daemons.DaemonSpec) -> int:
-    healthy = daemons.is_healthy(spec.url)
-    process = daemons.read_pid(spec)
+    """Print whether the daemon responds at its URL. A pid file for another URL is ignored."""
+    healthy = daemons.answers_as(spec.url, spec.name)
+    process = daemons.read_pid(spec, url=spec.url)
+    if not healthy and process is None and daemons.port_in_use(spec):
+        keeper.say(daemons.port_taken_message(spec))
     state = {"name": spec.name, "url": spec.url, "running": healthy,
              "pid": process.pid if process else None}
     pid = f" (pid {process.pid})" if process else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rbee_daemons.operations import DEFAULT_MODEL_ID
-from rbee_tui.cli import tables
+from rbee_tui.cli import tables, validate
 from rbee_tui.cli.keeper import Keeper
 
 HIVE_HELP = "Hive to run on: a hives.conf alias, `localhost` or a hive id (default: the only " \
@@ -56,6 +56,8 @@ def run_hive_operation(keeper: Keeper) -> int:
     hive_id = keeper.hive_id(args.hive)
     if hive_id is not None:
         operation["hive_id"] = hive_id
+    model_option = "REF" if args.operation == "model_download" else "--model"
+    validate.operation(operation, {"model": model_option, "id": "ID", "hive_id": "--hive"})
     with keeper.ensure_queen() as client:
         code, result = keeper.run_job(client, operation)
     if result is not None:

@@ -87,7 +87,7 @@ def check_hives(keeper: Keeper) -> list[dict[str, Any]]:
     except RbeeError:
         hosts = {}
     for host in hosts.values():
-        reachable = daemons.is_healthy(host.hive_url)
+        reachable = daemons.answers_as(host.hive_url, "hive")
         results.append(_result(f"alias {host.alias}", reachable,
                                f"{host.hive_url} {'answers' if reachable else 'does not answer'}"))
     if not hives and not hosts:

@@ -42,9 +42,11 @@ def start(alias: str, queen_url: str) -> str:
     host = _remote(alias)
     if host is None:
         spec = daemons.hive_spec(queen_url, token=cluster.current_token())
-        if daemons.is_healthy(spec.url):
+        if daemons.answers_as(spec.url, "hive"):
             return f"The local hive already runs at {spec.url}."
         pid = daemons.start(spec)
+        if pid is None:
+            return f"Another keeper started the local hive at {spec.url} meanwhile."
         return f"Started the local hive at {spec.url} (pid {pid})."
     reachable_url = cluster.queen_url_for(host, queen_url)
     check_queen_reachable(_UrlHolder(queen_url), host, reachable_url)  # type: ignore[arg-type]
@@ -77,7 +79,7 @@ def status(alias: str, queen_url: str) -> str:
     if host is None:
         spec = daemons.hive_spec(queen_url)
         process = daemons.read_pid(spec)
-        running = daemons.is_healthy(spec.url)
+        running = daemons.answers_as(spec.url, "hive")
         pid = f" (pid {process.pid})" if process else ""
         return f"Local hive: {'running' if running else 'not running'} at {spec.url}{pid}."
     state = remote_hive.agent(host, "status", "--host", host.hostname, "--port",

@@ -78,8 +78,7 @@ async def test_mode_key_rerenders_narration(tui_cluster: Cluster) -> None:
         assert app.preferences.mode == "cute"
         assert log.mode == "cute"
         assert event["cute"] in (log.line_text(0) or "")
-        assert event["cute"][:20] in "".join(
-            segment.text for segment in log.lines[0])
+        assert event["cute"][:20] in log.rendered_text(0)
 
 
 async def test_download_shows_progress(tmp_path: Path) -> None:

@@ -73,6 +73,8 @@ class LiveApp(App[None]):
         self.configured_hosts: dict[str, Any] = {}
         self.chat_job_id: str | None = None
         self.finished_jobs: dict[str, dict[str, Any]] = {}
+        # The hive each submitted job was sent to, for progress events that do not name it.
+        self.job_hives: dict[str, str] = {}
         # Events wait here until the next frame's flush: one batched write per frame.
         self.pending_narration: deque[dict[str, Any]] = deque()
         self.state_dirty = True
@@ -208,7 +210,7 @@ class LiveApp(App[None]):
         if kind == "narration":
             self.pending_narration.append(event)
         elif kind == "progress":
-            self._record_progress(event)
+            self._record_progress(job_id, event)
         elif kind == "token" and job_id == self.chat_job_id:
             self.tokens_arrived(str(event.get("text", "")), 1)
         elif kind == "data":
@@ -216,16 +218,30 @@ class LiveApp(App[None]):
         elif kind in ("done", "error", "cancelled"):
             self.post_message(JobFinished(job_id, event))
 
-    def _record_progress(self, event: dict[str, Any]) -> None:
+    def _record_progress(self, job_id: str, event: dict[str, Any]) -> None:
+        """Keep the latest download progress per model id; the hive sends it twice a second."""
         fields = dict(event.get("fields") or {})
-        model = str(fields.get("model") or fields.get("id") or event.get("job_id"))
-        self.downloads[model] = {**self.downloads.get(model, {}), **fields}
+        model = str(fields.get("model") or fields.get("id") or job_id)
+        known = self.downloads.get(model, {})
+        hive_id = fields.get("hive_id") or known.get("hive_id") or self.job_hives.get(job_id)
+        self.downloads[model] = {**known, **fields, "hive_id": hive_id}
         self.state_dirty = True
 
     def _apply_result(self, data: Any) -> None:
-        if isinstance(data, dict) and isinstance(data.get("models"), list) and data.get("hive_id"):
-            self.cluster.set_models(str(data["hive_id"]), data["models"])
-            self.state_dirty = True
+        """Apply a job's `data` result: a hive's model list or one model's catalog entry."""
+        if not isinstance(data, dict) or not data.get("hive_id"):
+            return
+        hive_id = str(data["hive_id"])
+        if isinstance(data.get("models"), list):
+            self.cluster.set_models(hive_id, data["models"])
+        elif isinstance(data.get("id"), str) and "source" in data:
+            self.cluster.set_model(hive_id, data)
+        elif data.get("state") == "deleted" and isinstance(data.get("id"), str):
+            self.cluster.models.pop((hive_id, data["id"]), None)
+            self.downloads.pop(data["id"], None)
+        else:
+            return
+        self.state_dirty = True
 
     def on_job_finished(self, message: JobFinished) -> None:
         event = message.event
@@ -262,6 +278,8 @@ class LiveApp(App[None]):
                         timeout=8)
             return None
         self.notify(f"Started {operation['operation']} as job {job_id}.")
+        if operation.get("hive_id"):
+            self.job_hives[job_id] = str(operation["hive_id"])
         self.follow_job(job_id)
         return job_id
 

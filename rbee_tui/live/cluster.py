@@ -57,6 +57,10 @@ class ClusterState:
         for model in models:
             self.models[(hive_id, str(model["id"]))] = {**model, "hive_id": hive_id}
 
+    def set_model(self, hive_id: str, model: dict[str, Any]) -> None:
+        """Add or replace one model from a `model_get` or `model_download` result."""
+        self.models[(hive_id, str(model["id"]))] = {**model, "hive_id": hive_id}
+
     def model_ids(self) -> list[str]:
         """Return the ids of models some hive has available, sorted and without duplicates."""
         return sorted({model_id for (_, model_id), model in self.models.items()

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 BAR_WIDTH = 10
-# Quantisation names as they appear in GGUF file names, e.g. Q4_K_M, Q8_0, F16, IQ3_XS.
-_QUANT = re.compile(r"(?<![A-Za-z0-9])(I?Q\d(?:_[A-Z0-9]+)*|F16|F32|BF16)(?![A-Za-z0-9])",
-                    re.IGNORECASE)
 
 
 def size(value: Any) -> str:
@@ -40,15 +36,6 @@ def duration(seconds: float | None) -> str:
     if minutes < 60:
         return f"{minutes}m{rest:02d}s"
     return f"{minutes // 60}h{minutes % 60:02d}m"
-
-
-def quantisation(*names: Any) -> str:
-    """Find a GGUF quantisation name (e.g. `Q4_K_M`) in model names or sources."""
-    for name in names:
-        match = _QUANT.search(str(name or ""))
-        if match:
-            return match.group(1).upper()
-    return "-"
 
 
 def number(value: Any, digits: int = 1) -> str:

@@ -58,7 +58,11 @@ class TableView(View):
 
     def fill(self, rows: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Replace the rows, keeping the cursor on the same key when it still exists."""
-        table = self.table
+        tables = self.query(DataTable).results(DataTable)
+        table = next(tables, None)
+        if table is None:
+            # The app is shutting down and has already removed the table.
+            return
         selected = self.selected_key()
         table.clear()
         for key, cells in rows:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from textual.binding import Binding
 
@@ -11,19 +11,29 @@ from rbee_tui.views.base import TableView
 
 
 def progress_cell(fields: dict[str, Any]) -> str:
-    """Format a bar with percent, rate and ETA from a download's `progress` fields."""
+    """Format a bar with percent, rate and ETA from the hive's `progress` event fields.
+
+    The hive sends `bytes_done`, `bytes_total` (None when the source gives no size),
+    `percent`, `rate_bytes_per_second` and `eta_seconds`.
+    """
     done, total = fields.get("bytes_done"), fields.get("bytes_total")
-    if not isinstance(done, int | float) or not isinstance(total, int | float) or total <= 0:
+    if not _is_number(done):
         return "-"
-    share = min(done / total, 1.0)
     rate = fields.get("rate_bytes_per_second")
+    rate_text = f" {fmt.size(rate)}/s" if _is_number(rate) else ""
+    if not _is_number(total) or total <= 0:
+        return f"{fmt.size(done)}{rate_text}"
+    percent = fields.get("percent")
+    share = min(percent / 100 if _is_number(percent) else done / total, 1.0)
+    text = f"{fmt.bar(share, 8)} {100 * share:5.1f}%{rate_text}"
     eta = fields.get("eta_seconds")
-    text = f"{fmt.bar(share, 8)} {100 * share:5.1f}%"
-    if isinstance(rate, int | float):
-        text += f" {fmt.size(rate)}/s"
-    if isinstance(eta, int | float) and share < 1.0:
+    if _is_number(eta) and share < 1.0:
         text += f" ETA {fmt.duration(eta)}"
     return text
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class ModelsView(TableView):
@@ -50,20 +60,19 @@ class ModelsView(TableView):
         listed = {model_id for _, model_id in app.cluster.models}
         for model_id, fields in sorted(app.downloads.items()):
             if model_id not in listed:
-                hive_id = str(fields.get("hive_id", "-"))
+                hive_id = str(fields.get("hive_id") or "-")
                 model = {"id": model_id, "state": "downloading"}
                 rows.append((f"download/{model_id}", self._cells(hive_id, model, fields)))
         self.fill(rows)
 
     def _cells(self, hive_id: str, model: dict[str, Any],
                progress: dict[str, Any] | None) -> tuple[Any, ...]:
-        # NOTE: heartbeats carry no GGUF metadata yet; ARCH shows `architecture` only when a
-        # hive sends it, and QUANT is read from the model's name or source.
-        name = model.get("name") or model.get("id")
+        # The hive reads architecture and quantisation from the GGUF header once the file is
+        # complete, so both stay `-` while a model downloads.
         return (self.rbee.hive_aliases.get(hive_id, hive_id), model.get("id", "-"),
                 fmt.size(model.get("size")), model.get("architecture") or "-",
-                model.get("quantization") or fmt.quantisation(name, model.get("source")),
-                model.get("state", "-"), progress_cell(progress) if progress else "-")
+                model.get("quantization") or "-", model.get("state", "-"),
+                progress_cell(progress) if progress else "-")
 
     def _selected(self) -> tuple[str, str] | None:
         key = self.selected_key()

@@ -10,6 +10,9 @@ from rbee_tui.live import format as fmt
 from rbee_tui.live import hive_control
 from rbee_tui.views.base import TableView
 
+# Characters of a failed worker's reason shown in its row.
+REASON_WIDTH = 48
+
 
 def _hive_cells(hive: dict[str, Any], alias: str, workers: int) -> tuple[Any, ...]:
     devices = hive.get("devices") or {}
@@ -80,12 +83,21 @@ class HivesView(TableView):
         self.rbee.run_hive_action("status", self._alias())
 
 
+def _reason_cell(reason: Any) -> str:
+    """Return the first line of why a worker failed, cut to fit a table cell, or `-`."""
+    if not reason:
+        return "-"
+    line = str(reason).splitlines()[0]
+    return line if len(line) <= REASON_WIDTH else line[:REASON_WIDTH - 1] + "…"
+
+
 class WorkersView(TableView):
-    """Every worker on every hive, with its state and load."""
+    """Every worker on every hive, with its state, load, restart count and failure reason."""
 
     key = "workers"
     title = "Workers"
-    COLUMNS = ("ID", "HIVE", "MODEL", "STATE", "IN-FLIGHT", "TOK/S", "RSS")
+    COLUMNS = ("ID", "HIVE", "MODEL", "STATE", "IN-FLIGHT", "TOK/S", "RSS", "RESTARTS",
+               "REASON")
     MUTATING = frozenset({"stop_worker", "restart_worker", "spawn_worker"})
     BINDINGS: ClassVar = [
         Binding("x", "stop_worker", "Stop", id="workers.stop"),
@@ -103,7 +115,8 @@ class WorkersView(TableView):
             rows.append((f"{hive_id}/{worker_id}", (
                 worker_id, app.hive_aliases.get(hive_id, hive_id), worker.get("model", "-"),
                 worker.get("state", "-"), str(worker.get("in_flight", 0)), fmt.number(rate),
-                fmt.size(worker.get("rss_bytes")))))
+                fmt.size(worker.get("rss_bytes")), str(worker.get("restarts") or 0),
+                _reason_cell(worker.get("reason")))))
         self.fill(rows)
 
     def _selected(self) -> dict[str, Any] | None:

@@ -5,20 +5,28 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 import httpx
 import pytest
 
+from rbee_daemons.hive.refs import default_model_id, parse_model_ref
 from rbee_tui.app import RbeeApp
+from rbee_tui.screens.modals import TextPromptScreen
 from rbee_tui.views.chat import ChatView
+from rbee_tui.views.models import ModelsView
 from rbee_tui.views.resources import HivesView
 from rbee_tui.widgets.narration_log import NarrationLog
 from tests.e2e.conftest import Cluster, healthy
-from tests.tui.conftest import wait_for
+from tests.hive.conftest import write_small_gguf
+from tests.hive.test_hive_e2e import start_queen_and_hive
+from tests.tui.conftest import slow_hub, wait_for
 
 pytestmark = pytest.mark.e2e
 
 SIZE = (120, 40)
+HUB_REPO = "rbee-test/tiny-GGUF"
+HUB_FILE = "tiny-Q8_0.gguf"
 
 
 def make_app(cluster: Cluster) -> RbeeApp:
@@ -70,20 +78,55 @@ async def test_mode_key_rerenders_narration(tui_cluster: Cluster) -> None:
         assert app.preferences.mode == "cute"
         assert log.mode == "cute"
         assert event["cute"] in (log.line_text(0) or "")
-        assert event["cute"][:20] in "".join(
-            segment.text for segment in log.lines[0])
+        assert event["cute"][:20] in log.rendered_text(0)
 
 
-async def test_download_shows_progress(tui_cluster: Cluster) -> None:
-    async with httpx.AsyncClient(timeout=10) as client:
-        probe = await client.post(f"{tui_cluster.queen_url}/v1/jobs", json={
-            "operation": "model_download", "model": "file:/nonexistent.gguf"})
-    if probe.status_code == 400 and "Unknown operation" in probe.text:
-        pytest.skip("the queen has no model_download operation yet, so there is no "
-                    "download progress to show")
-    # TODO: the operation's event shape is not final; once it is, drive a download of a
-    # local `file:` ref from the models view and wait for the PROGRESS cell to read 100%.
-    pytest.skip("model_download is accepted now, but this test does not drive it yet")
+async def test_download_shows_progress(tmp_path: Path) -> None:
+    ref = f"hf:{HUB_REPO}:{HUB_FILE}"
+    model_id = default_model_id(parse_model_ref(ref))
+    with slow_hub(chunk_bytes=128 * 1024, pause_seconds=0.1) as hub:
+        hub.add(f"{HUB_REPO}/{HUB_FILE}", write_small_gguf(tmp_path / "tiny.gguf"))
+        cluster = start_queen_and_hive(tmp_path / "cluster", HF_ENDPOINT=hub.base_url)
+        try:
+            cells = await download_from_models_view(make_app(cluster), ref, model_id)
+        finally:
+            cluster.stop()
+
+    progress = [cell for _, state, cell in cells if "%" in cell]
+    intermediate = {cell for cell in progress if "100.0%" not in cell}
+    assert intermediate, f"no progress below 100 % was shown: {progress}"
+    hive, state, last = cells[-1]
+    assert hive == "localhost" or hive.startswith("hive-")
+    assert state == "available"
+    assert "100.0%" in last
+
+
+async def download_from_models_view(app: RbeeApp, ref: str,
+                                    model_id: str) -> list[tuple[str, str, str]]:
+    """Download `ref` with the models view's `d` key; return each distinct (hive, state,
+    progress) of the model's row until it shows as available."""
+    seen: list[tuple[str, str, str]] = []
+
+    def sample() -> bool:
+        view = app.query_one(ModelsView)
+        for key in view.table.rows:
+            if str(key.value).endswith(f"/{model_id}"):
+                row = view.table.get_row(key)
+                cells = (str(row[0]), str(row[5]), str(row[6]))
+                if not seen or seen[-1] != cells:
+                    seen.append(cells)
+        return bool(seen) and seen[-1][1] == "available" and "100.0%" in seen[-1][2]
+
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: app.connected and app.cluster.hives, "a hive in the state")
+        await pilot.press("3", "d")
+        await wait_for(lambda: isinstance(app.screen, TextPromptScreen), "the download prompt")
+        await pilot.press(*ref, "enter")
+        await wait_for(sample, f"{model_id} to show as available at 100 %")
+        model = next(m for (_, mid), m in app.cluster.models.items() if mid == model_id)
+        assert model["architecture"] == "llama"
+        assert model["quantization"] == "Q8_0"
+    return seen
 
 
 async def test_escape_cancels_generation_on_server(tui_cluster: Cluster) -> None:

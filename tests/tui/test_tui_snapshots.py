@@ -21,9 +21,15 @@ SNAPSHOT: dict[str, Any] = {
                            "ram": {"total_bytes": 16 * 2**30, "available_bytes": 10 * 2**30},
                            "gpus": []}}],
     "workers": [{"worker_id": "worker-1", "hive_id": HIVE_ID, "model": "gemma-3-270m",
-                 "state": "ready", "in_flight": 0, "rss_bytes": 400 * 2**20}],
+                 "state": "ready", "in_flight": 0, "rss_bytes": 400 * 2**20, "restarts": 0,
+                 "reason": None},
+                {"worker_id": "worker-2", "hive_id": HIVE_ID, "model": "tiny",
+                 "state": "failed", "in_flight": 0, "rss_bytes": None, "restarts": 3,
+                 "reason": "exited with code 1 during start-up"}],
     "models": [{"id": "gemma-3-270m", "hive_id": HIVE_ID, "name": "gemma-3-270m-Q4_K_M.gguf",
-                "size": 253 * 2**20, "state": "available", "source": "bundled"}],
+                "size": 253 * 2**20, "state": "available", "source": "bundled",
+                "architecture": "gemma3", "quantization": "Q4_K_M", "context_length": 32768,
+                "parameter_count": 268_098_176}],
 }
 NARRATION = [
     {"seq": 1, "job_id": "job-1", "ts": "2026-01-02T10:00:00.000Z", "type": "narration",

@@ -12,6 +12,7 @@ from rbee_tui.live.narration import NarrationFeed, NarrationFilter, plain_line
 from rbee_tui.live.prefs import Preferences, next_mode
 from rbee_tui.live.queen import BACKOFF_MAX_SECONDS, backoff_delay
 from rbee_tui.views.models import progress_cell
+from rbee_tui.views.resources import REASON_WIDTH, _reason_cell
 
 EVENT = {"type": "narration", "job_id": "job-abc", "actor": "rbee-hive", "level": "warn",
          "action": "disk_low", "human": "Disk is low\x1b[31m.", "cute": "🐝 tiny disk",
@@ -72,12 +73,37 @@ def test_progress_cell_reaches_full() -> None:
     assert "100.0%" in cell
     assert "2.0 KiB/s" in cell
     assert "ETA" not in cell
-    assert progress_cell({"bytes_done": 5}) == "-"
+    assert progress_cell({"bytes_total": 5}) == "-"
+
+
+def test_progress_cell_reads_hive_fields() -> None:
+    fields = {"model": "tiny", "bytes_done": 1_000_000, "bytes_total": 4_000_000,
+              "percent": 25.0, "rate_bytes_per_second": 500_000, "eta_seconds": 6.0}
+    cell = progress_cell(fields)
+    assert " 25.0%" in cell
+    assert "488.3 KiB/s" in cell
+    assert "ETA 6.0s" in cell
+    unknown_size = progress_cell({**fields, "bytes_total": None, "percent": None})
+    assert unknown_size.startswith("976.6 KiB")
+    assert "%" not in unknown_size
+
+
+def test_reason_cell_shortens_first_line() -> None:
+    assert _reason_cell(None) == "-"
+    assert _reason_cell("exited with code 1\ntraceback") == "exited with code 1"
+    long_reason = _reason_cell("x" * 200)
+    assert len(long_reason) == REASON_WIDTH
+    assert long_reason.endswith("…")
+
+
+def test_cluster_keeps_downloaded_model() -> None:
+    state = ClusterState()
+    state.set_model("h1", {"id": "tiny", "state": "available", "architecture": "llama"})
+    assert state.models[("h1", "tiny")]["hive_id"] == "h1"
+    assert state.model_ids() == ["tiny"]
 
 
 def test_format_helpers() -> None:
-    assert fmt.quantisation("gemma-3-270m-Q4_K_M.gguf") == "Q4_K_M"
-    assert fmt.quantisation("plain-model") == "-"
     assert fmt.size(253 * 2**20) == "253.0 MiB"
     assert fmt.bar(0.5, 4) == "██░░"
     assert backoff_delay(1) < backoff_delay(3) <= BACKOFF_MAX_SECONDS

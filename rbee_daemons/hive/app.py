@@ -32,6 +32,7 @@ from rbee_daemons.hive.workers import WorkerManager, WorkerSettings
 from rbee_daemons.jobs import JobRegistry
 from rbee_daemons.jobserver import JobServer
 from rbee_daemons.narration import narrate
+from rbee_daemons.openapi import hive_document, openapi_route
 from rbee_daemons.operations import ModelDownloadOperation
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ class Hive:
             Route("/health", self.health, methods=["GET"]),
             Route("/v1/capabilities", self.capabilities, methods=["GET"]),
             *self.job_server.routes(),
+            openapi_route(hive_document(token_required=bool(self.settings.token))),
         ]
         app = Starlette(routes=routes, lifespan=self.lifespan)
         if self.settings.token:

@@ -197,7 +197,7 @@ def _completion_responses() -> dict[int, dict[str, Any]]:
 
 
 def queen_document(token_required: bool) -> dict[str, Any]:
-    """The queen's document: heartbeats, hives, the OpenAI-compatible API and jobs."""
+    """Build the queen's document: heartbeats, hives, the OpenAI-compatible API and jobs."""
     # Imported here so the shared core does not load the queen's modules in other daemons.
     from rbee_daemons.operations import ALL_OPERATIONS
     from rbee_daemons.queen.openai_api import ChatBody, CompletionBody
@@ -228,7 +228,7 @@ def queen_document(token_required: bool) -> dict[str, Any]:
 
 
 def hive_document(token_required: bool) -> dict[str, Any]:
-    """The hive's document: health, capabilities and the hive's operations as jobs."""
+    """Build the hive's document: health, capabilities and the hive's operations as jobs."""
     from rbee_daemons.operations import ALL_OPERATIONS, HIVE_OPERATIONS
 
     capabilities = object_with("hive_id", "devices", "backends", hive_id={"type": "string"},
@@ -245,7 +245,7 @@ def hive_document(token_required: bool) -> dict[str, Any]:
 
 
 def worker_document(token_required: bool) -> dict[str, Any]:
-    """The worker's document: health and the two OpenAI generation endpoints."""
+    """Build the worker's document: health and the two OpenAI generation endpoints."""
     from rbee_daemons.worker.requests import ChatRequest, CompletionRequest
 
     health = object_with("status", "worker_id", "model", status={"type": "string"},

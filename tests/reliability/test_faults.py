@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -27,7 +29,13 @@ pytestmark = pytest.mark.e2e
 
 LONG = {"operation": "infer", "prompt": "Write a long story about bees.", "max_tokens": 3000,
         "temperature": 0.9}
+POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="subscriber")
 SHORT = {"operation": "infer", "prompt": "The sky is", "max_tokens": 4, "temperature": 0}
+
+
+def subscribe(cluster: Cluster, job_id: str) -> Future[tuple[list[dict[str, Any]], str]]:
+    """Keep one subscriber on the job, so its inference is not cancelled for lack of one."""
+    return POOL.submit(cluster.stream, job_id)
 
 
 def tokens_flow(cluster: Cluster, job_id: str) -> None:
@@ -58,14 +66,16 @@ def test_worker_sigkill_mid_stream(tmp_path: Path, scenario: Scenario) -> None:
     """SIGKILL a worker mid-stream"""
     cluster = start_cluster(tmp_path / "c")
     try:
+        cluster.run(SHORT)
         job_id = cluster.submit(LONG)
+        subscriber = subscribe(cluster, job_id)
         tokens_flow(cluster, job_id)
         [pid] = worker_pids(cluster.root)
         scenario.did(f"Started an infer of 3000 tokens through the queen; after the first "
                      f"tokens, sent SIGKILL to the worker (pid {pid}).")
         killed_at = time.monotonic()
         os.kill(pid, signal.SIGKILL)
-        found, marker = cluster.stream(job_id)
+        found, marker = subscriber.result(timeout=120)
         ended_after = time.monotonic() - killed_at
         scenario.saw(f"The job ended {ended_after:.1f} s later with `{found[-1]['type']}`: "
                      f"{found[-1].get('message', '')!r}.")
@@ -85,14 +95,16 @@ def test_hive_sigkill_mid_job(tmp_path: Path, scenario: Scenario) -> None:
     """SIGKILL a hive mid-job"""
     cluster = start_cluster_with_hive_args(tmp_path / "c", "--worker-orphan-timeout", "5")
     try:
+        cluster.run(SHORT)
         job_id = cluster.submit(LONG)
+        subscriber = subscribe(cluster, job_id)
         tokens_flow(cluster, job_id)
         hive = cluster.processes[1]
         scenario.did("Started a hive whose workers exit 5 s after losing it, started a "
                      "3000-token infer and sent SIGKILL to the hive after the first tokens.")
         os.kill(hive.pid, signal.SIGKILL)
         hive.wait(timeout=10)
-        found, _ = cluster.stream(job_id)
+        found, _ = subscriber.result(timeout=120)
         scenario.saw(f"The job ended with `{found[-1]['type']}`: "
                      f"{found[-1].get('message', '')!r}.")
         assert found[-1]["type"] in ("done", "error")
@@ -110,7 +122,9 @@ def test_queen_sigkill_mid_job(tmp_path: Path, scenario: Scenario) -> None:
     """SIGKILL the queen mid-job and restart it"""
     cluster = start_cluster(tmp_path / "c")
     try:
+        cluster.run(SHORT)
         job_id = cluster.submit(LONG)
+        subscriber = subscribe(cluster, job_id)
         tokens_flow(cluster, job_id)
         [worker] = worker_pids(cluster.root)
         queen = cluster.processes[0]
@@ -123,6 +137,8 @@ def test_queen_sigkill_mid_job(tmp_path: Path, scenario: Scenario) -> None:
                 for _ in open_stream.iter_lines():
                     pass
         queen.wait(timeout=10)
+        with pytest.raises(httpx.TransportError):
+            subscriber.result(timeout=60)
         cluster.restart_queen()
         wait_until(lambda: any(h["state"] == "online" for h in cluster.hives()), 20,
                    "the hive to re-register")
@@ -147,6 +163,7 @@ def test_hive_sigstop_15_seconds(tmp_path: Path, scenario: Scenario) -> None:
         _, marker = cluster.run(SHORT)
         assert marker == "[DONE]"
         job_id = cluster.submit(LONG)
+        subscriber = subscribe(cluster, job_id)
         tokens_flow(cluster, job_id)
         hive = psutil.Process(cluster.processes[1].pid)
         scenario.did("Started a 3000-token infer, sent SIGSTOP to the hive (not its worker) "
@@ -155,7 +172,7 @@ def test_hive_sigstop_15_seconds(tmp_path: Path, scenario: Scenario) -> None:
         stopped_at = time.monotonic()
         try:
             wait_until(lambda: hive_state(cluster) == "offline", 20, "the hive to go offline")
-            found, _ = cluster.stream(job_id)
+            found, _ = subscriber.result(timeout=120)
             time.sleep(max(0.0, 15 - (time.monotonic() - stopped_at)))
         finally:
             hive.send_signal(signal.SIGCONT)

@@ -109,7 +109,7 @@ def _options(schema: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [schema, *schema.get("anyOf", [])]
 
 
-def fuzz(url: str, scenario: Scenario) -> dict[str, int]:
+def fuzz(url: str, scenario: Scenario, daemon: str) -> dict[str, int]:
     """Run Schemathesis against every operation of the daemon at `url`; return counts."""
     served = httpx.get(f"{url}/openapi.json", timeout=10).json()
     schema = schemathesis.openapi.from_dict(bounded(served))
@@ -121,7 +121,7 @@ def fuzz(url: str, scenario: Scenario) -> dict[str, int]:
             strategy = operation.as_strategy(generation_mode=mode)
             calls[label] = calls.get(label, 0) + run_cases(url, strategy)
         assert httpx.get(f"{url}/health", timeout=10).status_code in (200, 503), label
-    scenario.saw(f"{url.rsplit(':', 1)[0]}…: {sum(calls.values())} requests over "
+    scenario.saw(f"{daemon}: {sum(calls.values())} requests over "
                  f"{len(calls)} operations, no 5xx, every response matched the document, "
                  "and /health still answered after each operation.")
     return calls
@@ -170,7 +170,7 @@ def test_schemathesis_queen(fuzz_cluster: Cluster, scenario: Scenario) -> None:
     scenario.did(f"Schemathesis generated {EXAMPLES} valid and {EXAMPLES} invalid requests "
                  "per operation from the queen's /openapi.json (streams excluded, max_tokens "
                  f"capped at {FUZZ_MAX_TOKENS}, worker-starting operations excluded).")
-    fuzz(fuzz_cluster.queen_url, scenario)
+    fuzz(fuzz_cluster.queen_url, scenario, "queen")
 
 
 def test_schemathesis_hive(fuzz_cluster: Cluster, scenario: Scenario) -> None:
@@ -178,7 +178,7 @@ def test_schemathesis_hive(fuzz_cluster: Cluster, scenario: Scenario) -> None:
     scenario.did(f"Schemathesis generated {EXAMPLES} valid and {EXAMPLES} invalid requests "
                  "per operation from the hive's /openapi.json (streams and worker-starting "
                  "operations excluded; hub downloads pointed at a closed loopback port).")
-    fuzz(fuzz_cluster.hive_url, scenario)
+    fuzz(fuzz_cluster.hive_url, scenario, "hive")
 
 
 def test_schemathesis_worker(fuzz_cluster: Cluster, scenario: Scenario) -> None:
@@ -192,5 +192,5 @@ def test_schemathesis_worker(fuzz_cluster: Cluster, scenario: Scenario) -> None:
     scenario.did(f"Started a worker with one inference, then Schemathesis generated {EXAMPLES} "
                  "valid and invalid requests per operation from the worker's /openapi.json "
                  f"(max_tokens capped at {FUZZ_MAX_TOKENS}).")
-    fuzz(worker_url, scenario)
+    fuzz(worker_url, scenario, "worker")
     assert httpx.get(f"{worker_url}/health", timeout=10).json()["status"] == "ready"

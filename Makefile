@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench reliability clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The reliability and security suite alone; rewrites docs/reliability.md from its records.
+reliability: $(STAMP)
+	rm -f .reliability/results.json
+	$(BIN)/python -m pytest tests/reliability $(PYTEST_ARGS); status=$$?; \
+	$(BIN)/python scripts/render_reliability.py; exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check rbee_daemons rbee_tui tests

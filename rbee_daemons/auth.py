@@ -43,7 +43,13 @@ def read_token_file(path: Path) -> str | None:
         raise ConfigError(
             f"The token file {path} is readable by other users; run `chmod 600 {path}`."
         )
-    token = path.read_text(encoding="utf-8").strip()
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"The token file {path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+            "write the token again with `rbee --no-tui hive install` or delete the file."
+        ) from exc
     if not token:
         raise ConfigError(f"The token file {path} is empty; delete it or write a token into it.")
     return token

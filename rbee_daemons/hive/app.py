@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from starlette.types import ASGIApp
 from rbee_daemons import __version__, devices, paths
 from rbee_daemons.auth import BearerAuthMiddleware
 from rbee_daemons.daemon import is_loopback
+from rbee_daemons.errors import ConfigError
 from rbee_daemons.hive import default_model
 from rbee_daemons.hive.catalog import Catalog, ModelEntry
 from rbee_daemons.hive.downloads import DownloadPolicy
@@ -32,6 +34,7 @@ from rbee_daemons.hive.workers import WorkerManager, WorkerSettings
 from rbee_daemons.jobs import JobRegistry
 from rbee_daemons.jobserver import JobServer
 from rbee_daemons.narration import narrate
+from rbee_daemons.openapi import hive_document, openapi_route
 from rbee_daemons.operations import ModelDownloadOperation
 
 logger = logging.getLogger(__name__)
@@ -64,11 +67,21 @@ class HiveSettings:
         return f"http://{host}:{self.port}"
 
 
+_HIVE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
 def load_hive_id(data_dir: Path) -> str:
     """Return this machine's hive id, generating and storing it on first start."""
     id_file = data_dir / "hive_id"
     if id_file.is_file():
-        stored = id_file.read_text(encoding="utf-8").strip()
+        stored = id_file.read_bytes().decode("utf-8", errors="replace").strip()
+        if stored and not _HIVE_ID.fullmatch(stored):
+            # The queen rejects heartbeats from such an id, so the hive would never join.
+            raise ConfigError(
+                f"The hive id file {id_file} contains {stored[:40]!r}, which is not a valid "
+                "hive id (letters, digits, '.', '_' and '-'); delete the file and the hive "
+                "generates a new id."
+            )
         if stored:
             return stored
     hive_id = f"hive-{uuid.uuid4().hex[:12]}"
@@ -110,6 +123,7 @@ class Hive:
             Route("/health", self.health, methods=["GET"]),
             Route("/v1/capabilities", self.capabilities, methods=["GET"]),
             *self.job_server.routes(),
+            openapi_route(hive_document(token_required=bool(self.settings.token))),
         ]
         app = Starlette(routes=routes, lifespan=self.lifespan)
         if self.settings.token:

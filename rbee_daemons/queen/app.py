@@ -26,6 +26,7 @@ from rbee_daemons.jobs import JobRegistry
 from rbee_daemons.jobserver import JobServer, OperationHandler
 from rbee_daemons.jobstore import SqliteJobStore
 from rbee_daemons.narration import narrate
+from rbee_daemons.openapi import openapi_route, queen_document
 from rbee_daemons.operations import (
     HIVE_OPERATIONS,
     InferOperation,
@@ -96,6 +97,7 @@ class Queen:
             Route("/v1/heartbeats/stream", self.heartbeat_stream, methods=["GET"]),
             *self.openai.routes(),
             *self.job_server.routes(),
+            openapi_route(queen_document(token_required=bool(self.settings.token))),
         ]
         app = Starlette(routes=routes, lifespan=self.lifespan)
         if self.settings.token:

@@ -19,6 +19,7 @@ from rbee_daemons import sse
 from rbee_daemons.errors import RbeeError
 from rbee_daemons.http import error_response, read_json_object, response_for_error
 from rbee_daemons.narration import narrate
+from rbee_daemons.openapi import openapi_route, worker_document
 from rbee_daemons.worker.engine import GenerationRequest, GenerationResult, LlamaEngine
 from rbee_daemons.worker.requests import (
     ChatRequest,
@@ -51,12 +52,13 @@ class Worker:
         # llama.cpp is not thread-safe: one generation thread, requests wait their turn.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
 
-    def app(self) -> Starlette:
+    def app(self, token_required: bool = False) -> Starlette:
         return Starlette(
             routes=[
                 Route("/health", self.health, methods=["GET"]),
                 Route("/v1/completions", self.completions, methods=["POST"]),
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
+                openapi_route(worker_document(token_required)),
             ]
         )
 

@@ -182,7 +182,7 @@ def run(worker: Worker, args: argparse.Namespace, listener: socket.socket,
             task.cancel()
         worker.executor.shutdown(wait=False, cancel_futures=True)
 
-    starlette_app = worker.app()
+    starlette_app = worker.app(token_required=bool(token))
     starlette_app.router.lifespan_context = lifespan
     app: ASGIApp = BearerAuthMiddleware(starlette_app, token) if token else starlette_app
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",

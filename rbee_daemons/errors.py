@@ -43,6 +43,12 @@ class WorkerError(RbeeError):
     code = "worker_error"
 
 
+class WorkerUnreachableError(WorkerError):
+    """No connection to a worker could be opened, so no request reached it."""
+
+    code = "worker_unreachable"
+
+
 class HiveError(RbeeError):
     """A hive is unreachable or returned an error."""
 

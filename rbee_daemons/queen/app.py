@@ -20,7 +20,13 @@ from starlette.types import ASGIApp
 
 from rbee_daemons import __version__, paths, sse
 from rbee_daemons.auth import BearerAuthMiddleware
-from rbee_daemons.errors import HiveError, InvalidRequestError, NoCapacityError, RbeeError
+from rbee_daemons.errors import (
+    HiveError,
+    InvalidRequestError,
+    NoCapacityError,
+    RbeeError,
+    WorkerUnreachableError,
+)
 from rbee_daemons.http import error_response, read_json_object, response_for_error
 from rbee_daemons.jobs import JobRegistry
 from rbee_daemons.jobserver import JobServer, OperationHandler
@@ -207,8 +213,7 @@ class Queen:
             model=operation.model,
             max_tokens=operation.max_tokens,
         )
-        async with self.scheduler.lease(operation) as target:
-            result = await self._relay_watching_hive(target, operation)
+        result, target = await self._infer_once_more_if_unreachable(operation)
         narrate(
             "queen_infer_done",
             f"Inference finished: {result['tokens']} tokens from worker {target.worker_id}, "
@@ -220,6 +225,34 @@ class Queen:
         )
         return {"model": operation.model, "hive_id": target.hive_id,
                 "worker_id": target.worker_id, **result}
+
+    async def _infer_once_more_if_unreachable(
+        self, operation: InferOperation
+    ) -> tuple[dict[str, Any], WorkerTarget]:
+        """Run the inference; if the chosen worker refuses connections, forget it and retry.
+
+        A worker that crashed stays in the registry until its hive's next heartbeat; without
+        the retry, requests in that second would fail although the hive restarts it.
+        """
+        for attempt in (1, 2):
+            async with self.scheduler.lease(operation) as target:
+                try:
+                    return await self._relay_watching_hive(target, operation), target
+                except WorkerUnreachableError as exc:
+                    self.registry.remove_worker(target.hive_id, target.worker_id)
+                    if attempt == 2:
+                        raise
+                    narrate(
+                        "queen_worker_unreachable",
+                        f"Worker {target.worker_id} did not answer ({exc.message}); trying "
+                        "again.",
+                        cute=f"🐝 {target.worker_id} is not home; let's find another bee!",
+                        story=f'"{target.worker_id} does not answer," said the queen. '
+                              '"Find me another."',
+                        level="warn",
+                        worker_id=target.worker_id,
+                    )
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     async def _relay_watching_hive(
         self, target: WorkerTarget, operation: InferOperation

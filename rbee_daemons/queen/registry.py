@@ -146,6 +146,14 @@ class HiveRegistry:
         others = [w for w in hive.heartbeat.workers if w.get("worker_id") != worker["worker_id"]]
         hive.heartbeat.workers = [*others, worker]
 
+    def remove_worker(self, hive_id: str, worker_id: str) -> None:
+        """Forget a worker until its hive's next heartbeat lists it again."""
+        hive = self.hives.get(hive_id)
+        if hive is not None:
+            hive.heartbeat.workers = [
+                w for w in hive.heartbeat.workers if w.get("worker_id") != worker_id
+            ]
+
     def workers(self) -> list[dict[str, Any]]:
         """Every known worker without its token, tagged with its hive and the hive's state."""
         now = time.monotonic()

@@ -9,7 +9,12 @@ from typing import Any
 import aiohttp
 
 from rbee_daemons import events, narration
-from rbee_daemons.errors import InvalidRequestError, QueueFullError, WorkerError
+from rbee_daemons.errors import (
+    InvalidRequestError,
+    QueueFullError,
+    WorkerError,
+    WorkerUnreachableError,
+)
 from rbee_daemons.operations import InferOperation
 from rbee_daemons.queen.scheduler import WorkerTarget
 from rbee_daemons.sse import Message, MessageDecoder
@@ -61,6 +66,17 @@ async def relay_completion(
         headers["Authorization"] = f"Bearer {target.token}"
     state = _RelayState()
     try:
+        return await _relay(session, target, operation, path, body, headers, state, where)
+    except aiohttp.ClientConnectorError as exc:
+        raise WorkerUnreachableError(
+            f"{where} did not accept a connection at {target.url}: {exc}."
+        ) from exc
+
+
+async def _relay(session: aiohttp.ClientSession, target: WorkerTarget,
+                 operation: InferOperation, path: str, body: dict[str, Any],
+                 headers: dict[str, str], state: _RelayState, where: str) -> dict[str, Any]:
+    try:
         async with session.post(f"{target.url}{path}", json=body, headers=headers,
                                 timeout=RELAY_TIMEOUT) as response:
             await _check_status(response, where)
@@ -69,6 +85,8 @@ async def relay_completion(
                 message = decoder.feed(raw.decode("utf-8").rstrip("\r\n"))
                 if message is not None and _handle(message, state, where):
                     break
+    except aiohttp.ClientConnectorError:
+        raise
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         raise WorkerError(
             f"Lost the stream from {where} at {target.url} after {state.index} tokens: "

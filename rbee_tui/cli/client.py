@@ -94,13 +94,21 @@ class QueenClient:
                     for message in source.iter_sse():
                         if message.data.startswith("["):
                             continue
-                        event = json.loads(message.data)
+                        event = _parse_event(message.data, job_id)
                         last_seq = int(event.get("seq", last_seq))
                         failures = 0
                         refused = 0
                         yield event
                         if event.get("type") in TERMINAL_TYPES:
                             return
+                # The stream closed without a terminal event: count it like a dropped one.
+                failures += 1
+                if failures > RECONNECT_ATTEMPTS:
+                    raise DaemonError(
+                        f"The event stream of job {job_id} at {self.base_url} keeps ending "
+                        f"early; follow it again with `rbee --no-tui jobs follow {job_id}`."
+                    )
+                time.sleep(min(0.2 * 2**failures, 3.0))
             except httpx.TransportError as exc:
                 failures += 1
                 refused = refused + 1 if isinstance(exc, httpx.ConnectError) else 0
@@ -128,6 +136,21 @@ class QueenClient:
         if response.status_code >= 400:
             raise _error_from(response, f"{method} {path}")
         return response
+
+
+def _parse_event(data: str, job_id: str) -> dict[str, Any]:
+    """Decode one `data:` payload of a job stream; raise DaemonError when it is not an event."""
+    try:
+        event = json.loads(data)
+    except ValueError as exc:
+        raise DaemonError(
+            f"The stream of job {job_id} sent data that is not JSON: {data[:80]!r}."
+        ) from exc
+    if not isinstance(event, dict):
+        raise DaemonError(
+            f"The stream of job {job_id} sent {type(event).__name__}, not an event object."
+        )
+    return event
 
 
 def _error_from(response: httpx.Response, what: str) -> RbeeError:

@@ -79,6 +79,8 @@ def test_infer_is_repeatable_with_temperature_zero(keeper: Keeper) -> None:
     first = keeper.run(*args)
     second = keeper.run(*args)
 
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
     assert first.stdout.strip()
     assert first.stdout == second.stdout
 

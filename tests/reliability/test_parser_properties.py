@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from httpx_sse._decoders import SSEDecoder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -215,8 +214,6 @@ def follow_body(body: bytes) -> list[dict[str, Any]] | RbeeError:
         client.close()
 
 
-@pytest.mark.xfail(strict=True, reason="rbee_tui/cli/client.py follow() passes a non-JSON or "
-                   "non-object data line to json.loads/.get unguarded (owned by the CLI work)")
 @settings(max_examples=100, deadline=None)
 @given(lines=st.lists(st.one_of(
     st.just('data: {"seq": 1, "type": "done"}'), st.just("data: [DONE]"),
@@ -236,9 +233,8 @@ def test_sse_properties(scenario: Scenario) -> None:
                  "daemons' SSE writer and decoded it with httpx-sse, the keeper's parser.")
     check_sse_frame_round_trips()
     scenario.saw("Every frame decoded to exactly the data and id that were sent.")
-    scenario.saw("The keeper's job follower raises JSONDecodeError or AttributeError on a "
-                 "`data:` line that is not a JSON object (tracked by an xfail test; the "
-                 "queen never sends one).")
+    scenario.saw("The keeper's job follower turns a `data:` line that is not a JSON object "
+                 "into one clear error instead of an exception.")
 
 
 @FAST

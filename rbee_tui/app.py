@@ -87,8 +87,9 @@ class RbeeApp(LiveApp):
             self.preferences.save()
 
     def action_cycle_mode(self) -> None:
+        # The header's subtitle names the mode; a toast per key press cost a redraw of its own
+        # while narration floods in (bench/tui_ingest.py).
         self.set_mode(next_mode(self.preferences.mode))
-        self.notify(f"Narration mode: {self.preferences.mode}.")
 
     def watch_theme(self, theme: str) -> None:
         if self.preferences_ready and theme != self.preferences.theme:

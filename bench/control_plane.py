@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import psutil
 
@@ -33,15 +35,25 @@ def heartbeat(index: int) -> dict[str, Any]:
 
 
 async def _send_heartbeats(url: str, hives: int, stop: asyncio.Event, sent: list[int]) -> None:
-    """Each simulated hive posts once a second, spread evenly over the second."""
-    payloads = [heartbeat(index) for index in range(hives)]
-    limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+    """Each simulated hive posts once a second, spread evenly over the second.
+
+    The generator uses aiohttp with bodies serialised once: with httpx it could not reach
+    1,000 posts a second on this machine's 2 cores beside the queen.
+    """
+    bodies = [json.dumps(heartbeat(index)).encode() for index in range(hives)]
+    headers = {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post(body: bytes) -> None:
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+
         while not stop.is_set():
             tick = time.perf_counter()
             for start in range(0, hives, 50):
-                batch = payloads[start:start + 50]
-                await asyncio.gather(*(client.post(url, json=body) for body in batch))
+                batch = bodies[start:start + 50]
+                await asyncio.gather(*(post(body) for body in batch))
                 sent[0] += len(batch)
                 await asyncio.sleep(max(0.0, (start + 50) / hives - (time.perf_counter() - tick)))
             await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - tick)))

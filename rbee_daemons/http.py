@@ -56,11 +56,8 @@ def response_for_error(exc: RbeeError, param: str | None = None) -> JSONResponse
     return error_response(500, exc.message, "server_error", code=exc.code)
 
 
-async def read_json_object(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """Read the request body as a JSON object of at most `max_bytes` bytes.
-
-    Raises InvalidRequestError for oversized, non-UTF-8, malformed or non-object bodies.
-    """
+async def read_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> bytes:
+    """Read the raw request body; raise InvalidRequestError past `max_bytes` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise InvalidRequestError(
@@ -73,7 +70,15 @@ async def read_json_object(request: Request, max_bytes: int = MAX_BODY_BYTES) ->
         if size > max_bytes:
             raise InvalidRequestError(f"The request body exceeds the limit of {max_bytes} bytes.")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+async def read_json_object(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """Read the request body as a JSON object of at most `max_bytes` bytes.
+
+    Raises InvalidRequestError for oversized, non-UTF-8, malformed or non-object bodies.
+    """
+    raw = await read_body(request, max_bytes)
     try:
         value = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

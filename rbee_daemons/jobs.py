@@ -204,15 +204,19 @@ class JobRegistry:
         handler: Handler,
         *,
         cancel_on_disconnect: bool = False,
+        persist: bool = True,
     ) -> Job:
-        """Create a job and start running `handler` inside its narration context."""
+        """Create a job and start running `handler` inside its narration context.
+
+        With `persist` false the job stays out of the store, so a restart forgets it.
+        """
         self._prune()
         job = Job(
             job_id=new_job_id(),
             operation=operation,
             payload=redact_value(payload),
             cancel_on_disconnect=cancel_on_disconnect,
-            store=self.store,
+            store=self.store if persist else None,
         )
         self._jobs[job.job_id] = job
         job.persist()

@@ -26,6 +26,9 @@ class OperationHandler:
     cancel_on_disconnect: bool = False
     # Checks run at submission; an RbeeError from them rejects the request with no job.
     admit: Callable[[Any], None] | None = None
+    # Read-only queries (status) are not worth writing to the job history: their results
+    # can be megabytes with a thousand hives, and they are stale a second later.
+    persist: bool = True
 
 
 class JobServer:
@@ -58,6 +61,7 @@ class JobServer:
             operation.model_dump(exclude_none=True),
             lambda: handler.run(operation),
             cancel_on_disconnect=handler.cancel_on_disconnect,
+            persist=handler.persist,
         )
 
     async def submit(self, request: Request) -> Response:

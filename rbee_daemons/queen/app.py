@@ -233,8 +233,8 @@ class Queen:
     ) -> tuple[dict[str, Any], WorkerTarget]:
         """Run the inference; if the chosen worker refuses connections, forget it and retry.
 
-        A worker that crashed stays in the registry until its hive's next heartbeat; without
-        the retry, requests in that second would fail although the hive restarts it.
+        A worker that crashed stays in the registry until its hive's next heartbeat. Without
+        the retry, requests in that second would fail, although the hive restarts it.
         """
         for attempt in (1, 2):
             async with self.scheduler.lease(operation) as target:

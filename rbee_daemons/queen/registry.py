@@ -40,7 +40,7 @@ class ModelSummary(BaseModel):
 
 
 class Heartbeat(BaseModel):
-    """What a hive sends every second; `state: stopping` is its last one."""
+    """The payload a hive posts every second; its last one has `state: stopping`."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -126,7 +126,7 @@ class HiveRegistry:
             existing.last_seen = time.monotonic()
             joined = False
         if heartbeat.state == "stopping":
-            # A hive that says goodbye is offline now, not after ten silent intervals.
+            # A hive that sent its stopping heartbeat is offline now, not after ten intervals.
             existing.last_seen = time.monotonic() - (DEGRADED_INTERVALS + 1) * (
                 HEARTBEAT_INTERVAL_SECONDS)
         return joined

@@ -72,9 +72,19 @@ def object_with(*required: str, **properties: Any) -> dict[str, Any]:
     return {"type": "object", "required": list(required), "properties": properties}
 
 
+# One server-sent event. OpenAPI 3.1 has no `itemSchema`, so tools read the `schema` of a
+# text/event-stream response as the schema of each event (Schemathesis 4.32 does).
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"},
+                   "id": {"type": "string"}, "retry": {"type": "integer"}},
+}
+
+
 def event_stream(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"text/event-stream": {"schema": {
-        "type": "string"}}}}
+    return {"description": description,
+            "content": {"text/event-stream": {"schema": SSE_EVENT_SCHEMA}}}
 
 
 @dataclass
@@ -193,7 +203,7 @@ def _health(*required: str) -> Endpoint:
 def _completion_responses() -> dict[int, dict[str, Any]]:
     return {200: {"description": "The completion, or its chunks when `stream` is true.",
                   "content": {"application/json": {"schema": {"type": "object"}},
-                              "text/event-stream": {"schema": {"type": "string"}}}}}
+                              "text/event-stream": {"schema": SSE_EVENT_SCHEMA}}}}
 
 
 def queen_document(token_required: bool) -> dict[str, Any]:

@@ -106,18 +106,21 @@ def test_hive_sigkill_mid_job(tmp_path: Path, scenario: Scenario) -> None:
         hive = cluster.processes[1]
         scenario.did("Started a hive whose workers exit 5 s after losing it, started a "
                      "3000-token infer and sent SIGKILL to the hive after the first tokens.")
+        killed_at = time.monotonic()
         os.kill(hive.pid, signal.SIGKILL)
         hive.wait(timeout=10)
         found, _ = subscriber.result(timeout=120)
-        scenario.saw(f"The job ended with `{found[-1]['type']}`: "
-                     f"{found[-1].get('message', '')!r}.")
+        scenario.saw(f"The job ended {time.monotonic() - killed_at:.0f} s after the kill with "
+                     f"`{found[-1]['type']}`: {found[-1].get('message', '')!r}.")
         assert found[-1]["type"] in ("done", "error")
         if found[-1]["type"] == "error":
             assert cluster.hives()[0]["hive_id"] in found[-1]["message"]
         wait_until(lambda: hive_state(cluster) == "offline", 30, "the hive to go offline")
+        offline_after = time.monotonic() - killed_at
         wait_until(lambda: worker_pids(cluster.root) == [], 30, "the orphaned worker to exit")
-        scenario.saw("The queen marked the hive offline and the orphaned worker exited by "
-                     "itself; no worker process was left.")
+        scenario.saw(f"The queen showed the hive offline {offline_after:.0f} s after the kill "
+                     "(offline means no heartbeat for over 10 s) and the orphaned worker exited "
+                     "by itself; no worker process was left.")
     finally:
         cluster.stop()
 

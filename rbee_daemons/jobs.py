@@ -283,6 +283,10 @@ class JobRegistry:
                 cancelled = {"type": events.CANCELLED, "message": message}
                 self._finish(job, JobState.CANCELLED, cancelled)
             except RbeeError as exc:
+                # Jobs without a subscriber, such as a download resumed at start-up, would
+                # otherwise fail without a trace in the daemon's log.
+                logger.warning("Job %s (%s) failed: %s", job.job_id, job.operation,
+                               redact_text(exc.message))
                 self._fail(job, exc.message, exc.code)
             except Exception as exc:
                 logger.exception("Job %s (%s) failed unexpectedly", job.job_id, job.operation)

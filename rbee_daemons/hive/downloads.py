@@ -11,6 +11,7 @@ left by a killed hive never blocks a later attempt.
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import hashlib
 import logging
@@ -35,6 +36,8 @@ T = TypeVar("T")
 
 CHUNK_BYTES = 1024 * 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# Write errors that mean the model store has no room: a full disk, a quota, a file-size limit.
+_DISK_FULL_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _FATAL_STATUS = {401: "the hub requires a token: set HF_TOKEN", 403: "access was denied",
                  404: "the file was not found on the hub"}
 
@@ -132,14 +135,17 @@ def check_disk_space(request: DownloadRequest, needed: int, margin: int) -> None
     if free < needed + margin:
         raise ModelError(
             f"Not enough disk space to download {request.model_id}: it needs "
-            f"{_gigabytes(needed)} more and {request.target.parent} has {_gigabytes(free)} "
-            "free; free some space or delete a model with `rbee --no-tui model delete ID`.",
+            f"{_size_text(needed)} more plus {_size_text(margin)} to spare, and "
+            f"{request.target.parent} has {_size_text(free)} free; free some space or delete a "
+            "model with `rbee --no-tui model delete ID`.",
             code="disk_full",
         )
 
 
-def _gigabytes(count: int) -> str:
-    return f"{count / 1e9:.2f} GB"
+def _size_text(count: int) -> str:
+    if count >= 1e9:
+        return f"{count / 1e9:.2f} GB"
+    return f"{count / 1e6:.1f} MB"
 
 
 @contextmanager
@@ -261,18 +267,34 @@ class Download:
             self.size = 0
         mode = "ab" if append else "wb"
         buffer = bytearray()
-        with self.request.partial.open(mode) as handle:
-            try:
-                async for block in response.aiter_bytes():
-                    buffer += block
-                    if len(buffer) >= CHUNK_BYTES:
-                        await asyncio.to_thread(self._append, handle, buffer)
-                        buffer = bytearray()
-                        progress.update(self.size)
-            finally:
-                # Keep what arrived before a break or a cancel, so the next attempt resumes
-                # from the last received byte.
-                self._append(handle, buffer)
+        try:
+            with self.request.partial.open(mode) as handle:
+                try:
+                    async for block in response.aiter_bytes():
+                        buffer += block
+                        if len(buffer) >= CHUNK_BYTES:
+                            await asyncio.to_thread(self._append, handle, buffer)
+                            buffer = bytearray()
+                            progress.update(self.size)
+                finally:
+                    # Keep what arrived before a break or a cancel, so the next attempt
+                    # resumes from the last received byte.
+                    self._append(handle, buffer)
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL_ERRORS:
+                raise
+            raise self._disk_full(exc) from exc
+
+    def _disk_full(self, exc: OSError) -> ModelError:
+        """Describe a write that failed for lack of space; the partial file stays to resume."""
+        logger.warning("Writing %s failed: %s", self.request.partial, exc)
+        return ModelError(
+            f"The disk filled up while downloading {self.request.model_id}: writing "
+            f"{self.request.partial} failed ({exc.strerror}). The bytes received so far are "
+            "kept; free some space or delete a model with `rbee --no-tui model delete ID`, "
+            "then run the download again to resume it.",
+            code="disk_full",
+        )
 
     def _append(self, handle: IO[bytes], block: bytearray) -> None:
         handle.write(block)

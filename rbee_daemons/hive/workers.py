@@ -245,6 +245,9 @@ class WorkerManager:
                 continue
             code = worker.handle.exit_code() if worker.handle else None
             story.crashed(worker, code, tail_lines(worker.log_path))
+            # Set here, not in the restart task: the heartbeat built right after this call
+            # must not report the dead worker as ready.
+            worker.state, worker.in_flight = "starting", 0
             worker.restarting = True
             task = asyncio.create_task(self._restart(worker), name=f"restart-{worker.worker_id}")
             self._restarts[worker.worker_id] = task
@@ -257,7 +260,6 @@ class WorkerManager:
         stable = worker.ready_at is not None and time.monotonic() - worker.ready_at > STABLE_SECONDS
         streak = 0 if stable else min(worker.restarts, 6)
         failures = 0
-        worker.state, worker.in_flight = "starting", 0
         try:
             while not worker.stopping:
                 delay = min(RESTART_BACKOFF_SECONDS * 2**streak, MAX_RESTART_BACKOFF_SECONDS)

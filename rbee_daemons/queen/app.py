@@ -231,17 +231,18 @@ class Queen:
     async def _infer_once_more_if_unreachable(
         self, operation: InferOperation
     ) -> tuple[dict[str, Any], WorkerTarget]:
-        """Run the inference; if the chosen worker refuses connections, forget it and retry.
+        """Run the inference; if the chosen worker refuses connections, retry once.
 
-        A worker that crashed stays in the registry until its hive's next heartbeat. Without
-        the retry, requests in that second would fail, although the hive restarts it.
+        A worker that crashed stays `ready` in the registry until its hive's next heartbeat,
+        so requests in that second reach a closed port although the hive restarts the worker.
+        The retry waits for the restarted worker rather than starting another one.
         """
         for attempt in (1, 2):
             async with self.scheduler.lease(operation) as target:
                 try:
                     return await self._relay_watching_hive(target, operation), target
                 except WorkerUnreachableError as exc:
-                    self.registry.remove_worker(target.hive_id, target.worker_id)
+                    self.registry.mark_worker_starting(target.hive_id, target.worker_id)
                     if attempt == 2:
                         raise
                     narrate(

@@ -146,13 +146,19 @@ class HiveRegistry:
         others = [w for w in hive.heartbeat.workers if w.get("worker_id") != worker["worker_id"]]
         hive.heartbeat.workers = [*others, worker]
 
-    def remove_worker(self, hive_id: str, worker_id: str) -> None:
-        """Forget a worker until its hive's next heartbeat lists it again."""
+    def mark_worker_starting(self, hive_id: str, worker_id: str) -> None:
+        """Record a worker as `starting` until its hive's next heartbeat reports its state.
+
+        The hive restarts a worker that crashed, so the scheduler waits for that worker
+        instead of starting a second one for the same model.
+        """
         hive = self.hives.get(hive_id)
-        if hive is not None:
-            hive.heartbeat.workers = [
-                w for w in hive.heartbeat.workers if w.get("worker_id") != worker_id
-            ]
+        if hive is None:
+            return
+        hive.heartbeat.workers = [
+            {**w, "state": "starting"} if w.get("worker_id") == worker_id else w
+            for w in hive.heartbeat.workers
+        ]
 
     def workers(self) -> list[dict[str, Any]]:
         """Every known worker without its token, tagged with its hive and the hive's state."""

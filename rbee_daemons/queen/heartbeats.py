@@ -28,6 +28,7 @@ class HeartbeatHub:
         self.subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.hive_states: dict[str, str] = {}
         self.worker_views: dict[str, dict[str, dict[str, Any]]] = {}
+        self.model_views: dict[str, list[dict[str, Any]]] = {}
         self._seq = 0
 
     def snapshot(self) -> dict[str, Any]:
@@ -61,6 +62,7 @@ class HeartbeatHub:
             self.publish({"type": "hive_updated", "hive": hive.describe()})
         self._check_state(hive)
         self._publish_worker_changes(hive)
+        self._publish_model_changes(hive)
 
     def check_states(self) -> list[HiveRecord]:
         """Publish state changes judged by the clock; return hives that just went offline."""
@@ -86,6 +88,7 @@ class HeartbeatHub:
         self.worker_views[hive.hive_id] = {
             str(w.get("worker_id")): public_worker(w) for w in hive.heartbeat.workers
         }
+        self.model_views[hive.hive_id] = list(hive.heartbeat.models)
 
     def _publish_worker_changes(self, hive: HiveRecord) -> None:
         before = self.worker_views.get(hive.hive_id, {})
@@ -98,6 +101,12 @@ class HeartbeatHub:
             self.publish({"type": "worker_removed", "hive_id": hive.hive_id,
                           "worker_id": worker_id})
         self.worker_views[hive.hive_id] = after
+
+    def _publish_model_changes(self, hive: HiveRecord) -> None:
+        models = list(hive.heartbeat.models)
+        if self.model_views.get(hive.hive_id) != models:
+            self.publish({"type": "models_changed", "hive_id": hive.hive_id, "models": models})
+        self.model_views[hive.hive_id] = models
 
     def publish(self, event: dict[str, Any]) -> None:
         self._seq += 1

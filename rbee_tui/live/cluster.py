@@ -31,6 +31,8 @@ class ClusterState:
             self.workers[(str(event["hive_id"]), str(worker["worker_id"]))] = worker
         elif kind == "worker_removed":
             self.workers.pop((str(event["hive_id"]), str(event["worker_id"])), None)
+        elif kind == "models_changed":
+            self.set_models(str(event["hive_id"]), list(event["models"]))
         elif kind == "summary":
             self.summary = dict(event)
         else:

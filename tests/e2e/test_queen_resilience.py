@@ -311,3 +311,25 @@ def test_hive_operation_for_unknown_hive_fails(cluster: Cluster) -> None:
 
     assert found[-1]["type"] == "error"
     assert "nowhere-hive" in found[-1]["message"]
+
+
+def test_heartbeat_stream_reports_model_changes(cluster: Cluster) -> None:
+    url = f"{cluster.queen_url}/v1/hive-heartbeat"
+    first = fake_heartbeat("catalog-hive")
+    second = fake_heartbeat("catalog-hive")
+    second["models"] = [*first["models"], {"id": "new-model", "state": "downloading",
+                                           "size": None}]
+    assert httpx.post(url, json=first).status_code == 200
+    changes: list[dict[str, Any]] = []
+    with httpx.Client(timeout=30) as client, connect_sse(
+        client, "GET", f"{cluster.queen_url}/v1/heartbeats/stream"
+    ) as source:
+        for message in source.iter_sse():
+            event = json.loads(message.data)
+            if event["type"] == "snapshot":
+                client.post(url, json=second)
+            if event["type"] == "models_changed" and event["hive_id"] == "catalog-hive":
+                changes.append(event)
+                break
+
+    assert [model["id"] for model in changes[0]["models"]] == ["stub-model", "new-model"]

@@ -128,3 +128,17 @@ async def test_read_only_disables_actions() -> None:
         assert view.check_action("hive_status", ()) is True
         assert "read-only" in app.sub_title
         assert not app.connected
+
+
+def test_cluster_state_applies_model_changes() -> None:
+    from rbee_tui.live.cluster import ClusterState
+
+    state = ClusterState()
+    state.apply({"type": "snapshot", "hives": [], "workers": [],
+                 "models": [{"hive_id": "h1", "id": "old", "state": "available"}]})
+
+    changed = state.apply({"type": "models_changed", "hive_id": "h1",
+                           "models": [{"id": "new", "state": "available"}]})
+
+    assert changed
+    assert list(state.models) == [("h1", "new")]

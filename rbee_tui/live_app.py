@@ -302,9 +302,15 @@ class LiveApp(App[None]):
                         severity="error")
 
     @work(group="chat", exclusive=True)
-    async def start_infer(self, model: str, prompt: str, max_tokens: int) -> None:
-        operation = {"operation": "infer", "model": model, "prompt": prompt,
-                     "max_tokens": max_tokens}
+    async def start_infer(self, model: str, prompt: str | None, max_tokens: int,
+                          messages: list[dict[str, str]] | None = None) -> None:
+        """Submit an infer job: a completion of `prompt`, or a reply to `messages`."""
+        operation: dict[str, Any] = {"operation": "infer", "model": model,
+                                     "max_tokens": max_tokens}
+        if messages is not None:
+            operation["messages"] = messages
+        else:
+            operation["prompt"] = prompt
         try:
             self.chat_job_id = await self.queen.submit(operation)
         except RbeeError as exc:

@@ -18,7 +18,12 @@ MAX_TOKENS = 256
 
 
 class ChatView(View):
-    """A completion playground; Escape cancels the generation on the server."""
+    """A completion or chat playground; Escape cancels the generation on the server.
+
+    In completion mode (the default, which suits base models) each prompt is completed on its
+    own. In chat mode the conversation so far is sent as messages, and the worker applies the
+    model's chat template.
+    """
 
     key = "chat"
     title = "Chat"
@@ -26,6 +31,8 @@ class ChatView(View):
     BINDINGS: ClassVar = [
         Binding("escape", "stop", "Stop generation", id="chat.stop", priority=True),
         Binding("ctrl+y", "copy_output", "Copy output", id="chat.copy"),
+        Binding("ctrl+t", "toggle_chat", "Chat/completion", id="chat.toggle"),
+        Binding("ctrl+l", "clear_history", "Clear", id="chat.clear"),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -35,6 +42,8 @@ class ChatView(View):
         self.token_count = 0
         self.submitted_at = 0.0
         self.first_token_at: float | None = None
+        self.chat_mode = False
+        self.history: list[dict[str, str]] = []
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="chat-controls"):
@@ -76,8 +85,14 @@ class ChatView(View):
         self.token_count = 0
         self.first_token_at = None
         self.submitted_at = time.monotonic()
-        self._show_text(f"> {prompt}\n\n")
-        self.rbee.start_infer(model, prompt, MAX_TOKENS)
+        if self.chat_mode:
+            event.input.value = ""
+            self.history.append({"role": "user", "content": prompt})
+            self._show_text(f"{self.transcript}> {prompt}\n\n")
+            self.rbee.start_infer(model, None, MAX_TOKENS, messages=list(self.history))
+        else:
+            self._show_text(f"> {prompt}\n\n")
+            self.rbee.start_infer(model, prompt, MAX_TOKENS)
 
     def add_tokens(self, text: str, count: int) -> None:
         """Append `count` generated tokens whose text is `text`."""
@@ -89,7 +104,25 @@ class ChatView(View):
         self._show_stats()
 
     def finish(self, outcome: str) -> None:
+        if self.chat_mode and self.history and self.history[-1]["role"] == "user":
+            if outcome == "done":
+                self.history.append({"role": "assistant", "content": self.generated})
+                self._show_text(self.transcript + "\n\n")
+            else:
+                # The reply did not complete; drop the question so history stays in turns.
+                self.history.pop()
         self._show_stats(outcome)
+
+    def action_toggle_chat(self) -> None:
+        self.chat_mode = not self.chat_mode
+        self.action_clear_history()
+        mode = "chat (messages, the model's chat template)" if self.chat_mode else "completion"
+        self.notify(f"Chat pane: {mode}.")
+
+    def action_clear_history(self) -> None:
+        self.history = []
+        self.generated = ""
+        self._show_text("")
 
     def _show_text(self, text: str) -> None:
         self.transcript = text

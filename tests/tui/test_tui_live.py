@@ -64,6 +64,26 @@ async def test_chat_streams_tokens(tui_cluster: Cluster) -> None:
         assert "tok/s" in stats
 
 
+async def test_chat_mode_sends_conversation(tui_cluster: Cluster) -> None:
+    app = make_app(tui_cluster)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(lambda: app.connected, "the queen connection")
+        await pilot.press("5")
+        chat = app.query_one(ChatView)
+        await pilot.press("ctrl+t")
+        assert chat.chat_mode
+        for question in ("Say hello.", "Say it again."):
+            await pilot.press(*question)
+            await pilot.press("enter")
+            await wait_for(lambda: app.chat_job_id is not None, "the job to start", 30)
+            await wait_for(lambda: app.chat_job_id is None, "the end of the reply", 120)
+        roles = [message["role"] for message in chat.history]
+        assert roles == ["user", "assistant", "user", "assistant"]
+        assert chat.history[2]["content"] == "Say it again."
+        await pilot.press("ctrl+l")
+        assert chat.history == []
+
+
 async def test_mode_key_rerenders_narration(tui_cluster: Cluster) -> None:
     app = make_app(tui_cluster)
     async with app.run_test(size=SIZE) as pilot:

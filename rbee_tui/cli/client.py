@@ -90,11 +90,11 @@ class QueenClient:
                 ) as source:
                     if source.response.status_code != 200:
                         source.response.read()
-                        raise _error_from(source.response, f"streaming job {job_id}")
+                        raise error_from_response(source.response, f"streaming job {job_id}")
                     for message in source.iter_sse():
                         if message.data.startswith("["):
                             continue
-                        event = _parse_event(message.data, job_id)
+                        event = parse_event(message.data, f"of job {job_id}")
                         last_seq = int(event.get("seq", last_seq))
                         failures = 0
                         refused = 0
@@ -134,26 +134,27 @@ class QueenClient:
                 "start it with `rbee --no-tui queen start`."
             ) from exc
         if response.status_code >= 400:
-            raise _error_from(response, f"{method} {path}")
+            raise error_from_response(response, f"{method} {path}")
         return response
 
 
-def _parse_event(data: str, job_id: str) -> dict[str, Any]:
-    """Decode one `data:` payload of a job stream; raise DaemonError when it is not an event."""
+def parse_event(data: str, stream: str) -> dict[str, Any]:
+    """Decode one `data:` payload; raise DaemonError naming `stream` when it is not an event."""
     try:
         event = json.loads(data)
     except ValueError as exc:
         raise DaemonError(
-            f"The stream of job {job_id} sent data that is not JSON: {data[:80]!r}."
+            f"The stream {stream} sent data that is not JSON: {data[:80]!r}."
         ) from exc
     if not isinstance(event, dict):
         raise DaemonError(
-            f"The stream of job {job_id} sent {type(event).__name__}, not an event object."
+            f"The stream {stream} sent {type(event).__name__}, not an event object."
         )
     return event
 
 
-def _error_from(response: httpx.Response, what: str) -> RbeeError:
+def error_from_response(response: httpx.Response, what: str) -> RbeeError:
+    """Turn a queen's error response into the RbeeError the keeper and the TUI report."""
     try:
         message = str(response.json()["error"]["message"])
     except (ValueError, KeyError, TypeError):

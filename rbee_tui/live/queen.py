@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 import httpx
 from httpx_sse import aconnect_sse
 
-from rbee_daemons.errors import DaemonError, InvalidRequestError, NotFoundError, RbeeError
+from rbee_daemons.errors import DaemonError, RbeeError
+from rbee_tui.cli.client import error_from_response, parse_event
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +119,11 @@ class AsyncQueen:
                                 timeout=timeout) as source:
             if source.response.status_code != 200:
                 await source.response.aread()
-                raise _error_from(source.response, f"GET {path}")
+                raise error_from_response(source.response, f"GET {path}")
             async for message in source.aiter_sse():
                 if not message.data or message.data.startswith("["):
                     continue
-                yield json.loads(message.data)
+                yield parse_event(message.data, path)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -134,17 +134,5 @@ class AsyncQueen:
                 "start it with `rbee --no-tui queen start`."
             ) from exc
         if response.status_code >= 400:
-            raise _error_from(response, f"{method} {path}")
+            raise error_from_response(response, f"{method} {path}")
         return response
-
-
-def _error_from(response: httpx.Response, what: str) -> RbeeError:
-    try:
-        message = str(response.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        message = f"HTTP {response.status_code} for {what}"
-    if response.status_code == 400:
-        return InvalidRequestError(message)
-    if response.status_code == 404:
-        return NotFoundError(message)
-    return RbeeError(message)

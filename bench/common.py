@@ -69,18 +69,18 @@ def python_module(module: str, *args: str) -> list[str]:
 
 
 def wait_http(url: str, timeout: float = 120.0, process: Process | None = None) -> float:
-    """Wait until `url` answers 200; return the seconds it took."""
+    """Wait until `url` returns status 200; return the seconds it took."""
     started = time.perf_counter()
     while time.perf_counter() - started < timeout:
         if process is not None and process.popen.poll() is not None:
-            raise RuntimeError(f"{process.log} shows the process exited before {url} answered")
+            raise RuntimeError(f"{process.log} shows the process exited before {url} responded")
         try:
             if httpx.get(url, timeout=1.0).status_code == 200:
                 return time.perf_counter() - started
         except httpx.HTTPError:
             pass
         time.sleep(0.02)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
+    raise TimeoutError(f"{url} did not respond within {timeout:.0f} s")
 
 
 @dataclass

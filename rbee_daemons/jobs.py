@@ -155,7 +155,7 @@ class JobRegistry:
     """Registry of jobs, with bounded retention of finished ones.
 
     With a store, every job and event is also written to SQLite, and the jobs of an earlier
-    run are restored at start-up; jobs that were still running are marked failed.
+    run are restored at start-up. Jobs that were still running are marked failed.
     """
 
     def __init__(
@@ -208,7 +208,7 @@ class JobRegistry:
     ) -> Job:
         """Create a job and start running `handler` inside its narration context.
 
-        With `persist` false the job stays out of the store, so a restart forgets it.
+        With `persist` false the job stays out of the store, so a restart does not restore it.
         """
         self._prune()
         job = Job(

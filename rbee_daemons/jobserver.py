@@ -19,10 +19,10 @@ from rbee_daemons.operations import ALL_OPERATIONS, Operation, parse_operation
 
 @dataclass(frozen=True)
 class OperationHandler:
-    """How a daemon runs one operation."""
+    """The coroutine and options a daemon runs one operation with."""
 
     run: Callable[[Any], Awaitable[Any]]
-    # Inference stops when nobody listens any more; downloads and spawns go on.
+    # Inference stops when no client follows its stream any more; downloads and spawns go on.
     cancel_on_disconnect: bool = False
     # Checks run at submission; an RbeeError from them rejects the request with no job.
     admit: Callable[[Any], None] | None = None

@@ -1,7 +1,7 @@
 """Narration: short user-facing sentences about what is happening, in three voices.
 
 Call `narrate(action, human, cute=..., story=..., **fields)` anywhere. The actor is the
-program that called `set_actor()` at start-up; the job comes from a `contextvars` context
+program that called `set_actor()` at start-up. The job comes from a `contextvars` context
 that the job runner enters, so code deep inside a job needs no job id parameter. Every event
 is also written to the daemon's log, so narration without a job is not lost. The client picks
 which of the three texts to show; daemons never format for a mode.
@@ -25,7 +25,7 @@ STORY_MAX_CHARS = 200
 
 
 class EventSink(Protocol):
-    """Where the events of the current job go (a job's event log)."""
+    """The destination of the current job's events: the job's event log."""
 
     @property
     def job_id(self) -> str: ...
@@ -105,10 +105,12 @@ def narrate(
 
 def emit(event_type: str, **payload: Any) -> events.Event:
     """Emit a non-narration event (`token`, `data`, `progress`) to the current job."""
-    if event_type not in events.EVENT_TYPES or event_type == events.NARRATION:
-        raise ValueError(f"use narrate() for narration; {event_type!r} is not an event type")
-    # Tokens are the model's output for the user who asked, not narration, and they are the
-    # hot path of the relay; every other event is redacted like narration.
+    if event_type == events.NARRATION:
+        raise ValueError("emit() does not take narration events; call narrate() instead")
+    if event_type not in events.EVENT_TYPES:
+        raise ValueError(f"{event_type!r} is not an event type; use one of {events.EVENT_TYPES}")
+    # Tokens are the model's output for the client that requested it, not narration, and
+    # they are the relay's hot path. Every other event is redacted like narration.
     if event_type == events.TOKEN:
         event: events.Event = {"type": event_type, **payload}
     else:

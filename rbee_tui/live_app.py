@@ -115,10 +115,10 @@ class LiveApp(App[None]):
             return
         host = urlsplit(self.queen_url).hostname or ""
         if self.start_daemons and is_loopback(host) and not self.read_only:
-            self.confirm(f"Nothing answers at {self.queen_url}. Start the local queen and "
+            self.confirm(f"Nothing responds at {self.queen_url}. Start the local queen and "
                          "hive on this machine?", self.start_local_cluster, "Start")
         else:
-            self.notify(f"Nothing answers at {self.queen_url}; retrying in the background.",
+            self.notify(f"Nothing responds at {self.queen_url}; retrying in the background.",
                         severity="warning")
         self.follow_heartbeats()
 

@@ -123,7 +123,7 @@ def _check_status(response: httpx.Response, request: DownloadRequest) -> None:
         raise ModelError(f"Cannot download {request.model_id} from {request.url}: "
                          f"{_FATAL_STATUS[status]} (HTTP {status}).", code="download_failed")
     if status >= 500 or status == 429:
-        raise _Retryable(f"the hub answered HTTP {status}")
+        raise _Retryable(f"the hub returned HTTP {status}")
     if status >= 400:
         raise ModelError(f"Cannot download {request.model_id} from {request.url}: HTTP {status}.",
                          code="download_failed")

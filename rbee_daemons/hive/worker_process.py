@@ -22,7 +22,7 @@ STDERR_TAIL_LINES = 8
 
 @dataclass
 class WorkerRecord:
-    """What a restarted hive needs to adopt a live worker; stored as JSON with mode 0600."""
+    """The facts a restarted hive needs to adopt a live worker, stored as JSON (mode 0600)."""
 
     worker_id: str
     model: str
@@ -82,7 +82,7 @@ class ProcessHandle:
             return True
 
     def exit_code(self) -> int | None:
-        """The exit code of a child; None while it runs or when the process was adopted."""
+        """Return the exit code of a child, or None while it runs or when it was adopted."""
         return self.popen.poll() if self.popen is not None else None
 
     def stats(self) -> tuple[int | None, float | None]:

@@ -52,7 +52,7 @@ class _PortTaken(Exception):
 
 @dataclass
 class WorkerSettings:
-    """How this hive starts workers."""
+    """Settings this hive starts its workers with."""
 
     log_dir: Path
     bind_host: str = "127.0.0.1"
@@ -135,7 +135,7 @@ class WorkerManager:
         )
 
     async def spawn(self, model_id: str, model_path: Path) -> WorkerProcess:
-        """Start a worker for `model_id` and wait until its `/health` says ready.
+        """Start a worker for `model_id` and wait until its `/health` reports ready.
 
         Relays the worker's start-up narration into the current job. Raises WorkerError with
         the worker's last output when it exits or does not become ready in time.

@@ -247,7 +247,7 @@ class Queen:
                         raise
                     narrate(
                         "queen_worker_unreachable",
-                        f"Worker {target.worker_id} did not answer ({exc.message}); trying "
+                        f"Worker {target.worker_id} did not respond ({exc.message}); trying "
                         "again.",
                         cute=f"🐝 {target.worker_id} is not home; let's find another bee!",
                         story=f'"{target.worker_id} does not answer," said the queen. '

@@ -29,7 +29,7 @@ async def run_hive_job(
         response = await client.post(f"{hive_url}/v1/jobs", json=body, timeout=10.0)
     except httpx.HTTPError as exc:
         raise HiveError(
-            f"Hive {hive_id!r} did not answer at {hive_url}: {exc or type(exc).__name__}; is it "
+            f"Hive {hive_id!r} did not respond at {hive_url}: {exc or type(exc).__name__}; is it "
             "running? Check with `rbee --no-tui status`."
         ) from exc
     if response.status_code != 201:

@@ -161,7 +161,7 @@ class HiveRegistry:
         ]
 
     def workers(self) -> list[dict[str, Any]]:
-        """Every known worker without its token, tagged with its hive and the hive's state."""
+        """Return every known worker without its token, tagged with its hive and its state."""
         now = time.monotonic()
         listed = []
         for hive in self.hives.values():
@@ -180,5 +180,5 @@ class HiveRegistry:
 
 
 def public_worker(worker: dict[str, Any]) -> dict[str, Any]:
-    """A worker's heartbeat entry without its bearer token, for showing to clients."""
+    """Return a worker's heartbeat entry without its bearer token, to show to clients."""
     return {key: value for key, value in worker.items() if key != "token"}

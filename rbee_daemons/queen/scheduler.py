@@ -2,7 +2,7 @@
 
 Admission control lives here too: the queen sends one request at a time to each worker and
 keeps the others in a bounded FIFO per worker, so it can tell a job its queue position,
-answer 429 when every queue is full, and drop a cancelled request before it reaches a worker.
+return 429 when every queue is full, and drop a cancelled request before it reaches a worker.
 """
 
 from __future__ import annotations

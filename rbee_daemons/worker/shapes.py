@@ -10,7 +10,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ResponseShape:
-    """How one endpoint names its objects and wraps generated text in a choice."""
+    """The object names and choice layout of one endpoint's responses."""
 
     id_prefix: str
     chunk_object: str
@@ -29,7 +29,7 @@ class ResponseShape:
         }
 
     def opening_choice(self) -> dict[str, Any] | None:
-        """The choice of the first chat chunk, which only announces the assistant role."""
+        """Return the choice of the first chat chunk, which only announces the assistant role."""
         if not self.chat:
             return None
         return {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,

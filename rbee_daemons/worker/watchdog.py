@@ -1,8 +1,8 @@
 """The worker's hive watchdog: a worker whose hive is gone for too long exits by itself.
 
-The hive is checked through its public `/health`; an answer only counts when it names the
+The hive is checked through its public `/health`; a response only counts when it names the
 hive id that started this worker, so another program on the same port does not keep an
-orphan alive. A restarted hive that adopts the worker answers again in time.
+orphan alive. A restarted hive that adopts the worker responds again in time.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ async def hive_is_alive(client: httpx.AsyncClient, hive_url: str, hive_id: str) 
 
 async def watch_hive(hive_url: str, hive_id: str, orphan_seconds: float,
                      on_orphaned: Callable[[], None]) -> None:
-    """Call `on_orphaned()` once the hive has not answered for `orphan_seconds`."""
+    """Call `on_orphaned()` once the hive has not responded for `orphan_seconds`."""
     interval = min(2.0, max(orphan_seconds / 4, 0.2))
     last_seen = time.monotonic()
     async with httpx.AsyncClient() as client:
@@ -48,7 +48,7 @@ async def watch_hive(hive_url: str, hive_id: str, orphan_seconds: float,
 def _narrate_orphaned(hive_id: str, hive_url: str, gone_for: float) -> None:
     narrate(
         "worker_orphaned",
-        f"Hive {hive_id} at {hive_url} has not answered for {gone_for:.0f} s; this worker "
+        f"Hive {hive_id} at {hive_url} has not responded for {gone_for:.0f} s; this worker "
         "exits so that it does not hold memory for nobody.",
         cute="🥀 No hive, no honey. This little worker is heading home.",
         story=f'"Hello? Hive {hive_id}?" called the worker into the silence, then flew off.',

@@ -130,7 +130,7 @@ class QueenClient:
             response = self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise DaemonError(
-                f"The queen did not answer at {self.base_url}: {exc or type(exc).__name__}; "
+                f"The queen did not respond at {self.base_url}: {exc or type(exc).__name__}; "
                 "start it with `rbee --no-tui queen start`."
             ) from exc
         if response.status_code >= 400:

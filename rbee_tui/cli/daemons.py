@@ -64,7 +64,7 @@ class DaemonSpec:
 
 
 def queen_spec(queen_url: str, bind: str | None = None, token: str | None = None) -> DaemonSpec:
-    """The local queen at `queen_url`, bound to `bind` (default: the URL's host)."""
+    """Describe the local queen at `queen_url`, bound to `bind` (default: the URL's host)."""
     parts = urlsplit(queen_url)
     host = bind or parts.hostname or "127.0.0.1"
     # The port the keeper's client connects to: without one in the URL, the scheme's default.
@@ -141,7 +141,7 @@ def _port_taken_reason(spec: DaemonSpec) -> str:
     ours = read_pid(spec, url=spec.url)
     if ours is None:
         return port_taken_message(spec)
-    return (f"The {spec.name} (pid {ours.pid}) holds port {spec.port} but does not answer "
+    return (f"The {spec.name} (pid {ours.pid}) holds port {spec.port} but does not respond "
             f"/health at {spec.url}; stop it with `rbee --no-tui {spec.name} stop` and retry.")
 
 
@@ -169,7 +169,7 @@ def start(spec: DaemonSpec) -> int | None:
     """Start the daemon detached and return its pid once it serves `/health` on its port.
 
     A lock file serialises starts, so keepers that start at the same time start one daemon.
-    The pid file is written only for a process that answers. Returns None, and leaves the
+    The pid file is written only for a process that responds. Returns None, and leaves the
     pid file alone, when a daemon of this kind already serves the port.
     Raises DaemonError when the port is taken by another program or the daemon fails.
     """
@@ -206,7 +206,7 @@ def _wait_until_serving(spec: DaemonSpec, process: subprocess.Popen[bytes],
         code = process.poll()
         if code is not None:
             return _after_early_exit(spec, code, offset)
-        # Another daemon may answer at the URL while ours is still binding or failing to.
+        # Another daemon may respond at the URL while ours is still binding or failing to.
         if _listens_on(process.pid, spec.port) and answers_as(spec.url, spec.name):
             _write_pid_file(spec, process)
             # The daemon outlives the keeper on purpose. Popen warns when it collects a child
@@ -215,13 +215,13 @@ def _wait_until_serving(spec: DaemonSpec, process: subprocess.Popen[bytes],
             return process.pid
         time.sleep(0.1)
     raise DaemonError(
-        f"The {spec.name} did not answer at {spec.url} within {START_TIMEOUT_SECONDS:.0f} s, "
+        f"The {spec.name} did not respond at {spec.url} within {START_TIMEOUT_SECONDS:.0f} s, "
         f"so the keeper stopped it; see {spec.output_file}."
     )
 
 
 def _after_early_exit(spec: DaemonSpec, code: int, offset: int) -> int | None:
-    """Handle a daemon that exited before it answered: use a daemon of the same kind that
+    """Handle a daemon that exited before it responded: use a daemon of the same kind that
     serves the port instead (started outside this keeper), or raise DaemonError."""
     if answers_as(spec.url, spec.name):
         logger.info("The new %s exited with code %s; another %s already serves %s.",
@@ -254,7 +254,7 @@ def _write_pid_file(spec: DaemonSpec, process: subprocess.Popen[bytes]) -> None:
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:
-    """Stop a daemon that never answered, so no untracked process stays behind."""
+    """Stop a daemon that never responded, so no untracked process stays behind."""
     if process.poll() is not None:
         return
     _signal_group(process.pid, signal.SIGTERM)

@@ -100,7 +100,7 @@ class Keeper:
         host = urlsplit(self.queen_url).hostname or ""
         if not is_loopback(host):
             raise DaemonError(
-                f"No queen answers at {self.queen_url}, and the keeper only starts a queen on "
+                f"No queen responds at {self.queen_url}, and the keeper only starts a queen on "
                 "this machine; start the queen there or fix --queen-url."
             )
         bind = cluster.queen_bind(self.queen_url, hives_conf.load())

@@ -221,7 +221,7 @@ def follow_body(body: bytes) -> list[dict[str, Any]] | RbeeError:
     max_size=6))
 def test_keeper_follow_never_escapes(lines: list[str]) -> None:
     # The stream always ends with a terminal event: follow() reconnects after a stream that
-    # ends without one, and this mock would answer it with the same body forever.
+    # ends without one, and this mock would return the same body forever.
     text = "\n".join(lines) + '\n\ndata: {"seq": 99, "type": "done"}\n\n'
     outcome = follow_body(text.encode("utf-8", "surrogatepass"))
     assert isinstance(outcome, list | RbeeError)

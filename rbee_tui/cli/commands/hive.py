@@ -106,7 +106,7 @@ def check_queen_reachable(keeper: Keeper, host: HiveHost, queen_url: str) -> Non
     if host.queen_url or daemons.answers_as(queen_url, "queen"):
         return
     raise DaemonError(
-        f"The queen answers at {keeper.queen_url} but not at {queen_url}, which hive "
+        f"The queen responds at {keeper.queen_url} but not at {queen_url}, which hive "
         f"{host.alias!r} must reach; restart it with `rbee --no-tui queen stop` and "
         "`rbee --no-tui queen start`, which binds 0.0.0.0 when hives.conf lists other machines."
     )

@@ -12,21 +12,21 @@ def register(commands: Any) -> None:
     group = commands.add_parser("queen", help="Start, stop or check the queen on this machine.")
     actions = group.add_subparsers(dest="action", metavar="ACTION", required=True)
     start = actions.add_parser(
-        "start", help="Start the local queen if nothing answers at --queen-url. It binds "
+        "start", help="Start the local queen if nothing responds at --queen-url. It binds "
         "0.0.0.0 with the cluster token when hives.conf lists other machines, or "
         "$RBEE_QUEEN_BIND when set.")
     start.set_defaults(handler=start_command)
     stop = actions.add_parser("stop", help="Stop the local queen by its pid file (SIGTERM to "
                               "its process group, SIGKILL after 15 s).")
     stop.set_defaults(handler=stop_command)
-    status = actions.add_parser("status", help="Print whether the queen answers; exit 1 if not.")
+    status = actions.add_parser("status", help="Print whether the queen responds; exit 1 if not.")
     status.set_defaults(handler=status_command)
 
 
 def start_command(keeper: Keeper) -> int:
     spec = daemons.queen_spec(keeper.queen_url)
     if daemons.answers_as(spec.url, "queen"):
-        keeper.say(f"The queen already answers at {spec.url}.")
+        keeper.say(f"The queen already runs at {spec.url}.")
         if keeper.args.json:
             keeper.output({"name": "queen", "url": spec.url, "started": False}, "")
         return EXIT_OK

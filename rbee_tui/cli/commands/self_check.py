@@ -63,7 +63,7 @@ def check_queen(keeper: Keeper) -> list[dict[str, Any]]:
     try:
         with keeper.client() as client:
             if not client.is_healthy():
-                return [_result("queen", False, f"nothing answers at {keeper.queen_url}; start "
+                return [_result("queen", False, f"nothing responds at {keeper.queen_url}; start "
                                 "it with `rbee --no-tui queen start`")]
             code, result = keeper.run_job(client, {"operation": "queen_check"})
     except RbeeError as exc:
